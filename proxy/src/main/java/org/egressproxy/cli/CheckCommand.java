@@ -1,0 +1,118 @@
+package org.egressproxy.cli;
+
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.concurrent.Callable;
+import org.egressproxy.match.Protocol;
+import org.egressproxy.policy.Decision;
+import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.PolicyLoader;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+/**
+ * Decides destinations offline, one line each. No DNS: a name is matched against name rules, an
+ * IP literal against CIDR rules and the private ranges.
+ */
+@Command(name = "check", description = {
+    "Decide destinations offline (no DNS, no network), one line each.",
+    "Exit 0 when all are allowed, 1 when any is denied, 2 on a configuration error."})
+final class CheckCommand implements Callable<Integer> {
+  @ParentCommand Main main;
+  @Spec CommandSpec spec;
+
+  @Parameters(arity = "1..*", paramLabel = "HOST[:PORT]",
+      description = "A name or IP literal ([v6]:port for IPv6 with a port). PORT defaults to 443.")
+  List<String> destinations;
+
+  @Option(names = "--protocol", paramLabel = "tls|http",
+      description = "What the connection carries. Default: http for port 80, tls otherwise.")
+  String protocol;
+
+  @Override
+  public Integer call() {
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    Protocol forced = null;
+    if (protocol != null) {
+      forced = Protocol.fromId(protocol);
+      if (forced == null) {
+        err.println("--protocol must be tls or http, not '" + protocol + "'");
+        return Main.CONFIG_ERROR;
+      }
+    }
+    PolicyLoader.Loaded loaded = CommonOptions.load(main, err);
+    if (loaded == null) {
+      return Main.CONFIG_ERROR;
+    }
+    boolean anyDenied = false;
+    for (String arg : destinations) {
+      HostAndPort hp = HostAndPort.parse(arg);
+      if (hp == null) {
+        err.println("'" + arg + "' is not HOST[:PORT] (PORT 1-65535; write [v6]:PORT for IPv6)");
+        return Main.CONFIG_ERROR;
+      }
+      Protocol p = forced != null ? forced : hp.port() == 80 ? Protocol.HTTP : Protocol.TLS;
+      Destination d = Destination.of(hp.host(), hp.port(), p);
+      Decision decision = loaded.policy().decide(d);
+      anyDenied |= !decision.allowed();
+      out.println(format(d, decision));
+    }
+    out.flush();
+    return anyDenied ? Main.DENIED : Main.OK;
+  }
+
+  static String format(Destination d, Decision decision) {
+    StringBuilder sb = new StringBuilder();
+    sb.append(decision.allowed() ? "ALLOW " : "DENY ").append(d).append(' ')
+        .append(d.protocol().id()).append(" reason=").append(decision.reason().id());
+    if (decision.rule() != null) {
+      sb.append(" rule=").append(decision.rule().pattern())
+          .append(" catalog=").append(decision.rule().catalog());
+    }
+    if (!decision.enforced()) {
+      sb.append(" enforced=false (report mode: forwarded all the same)");
+    }
+    return sb.toString();
+  }
+
+  /** {@code host}, {@code host:port}, {@code [v6]}, {@code [v6]:port} or a bare IPv6 literal. */
+  record HostAndPort(String host, int port) {
+    static HostAndPort parse(String s) {
+      String host = s;
+      String port = null;
+      if (s.startsWith("[")) {
+        int close = s.indexOf(']');
+        if (close < 0) {
+          return null;
+        }
+        host = s.substring(0, close + 1);
+        String rest = s.substring(close + 1);
+        if (!rest.isEmpty()) {
+          if (!rest.startsWith(":")) {
+            return null;
+          }
+          port = rest.substring(1);
+        }
+      } else if (s.indexOf(':') >= 0 && s.indexOf(':') == s.lastIndexOf(':')) {
+        host = s.substring(0, s.indexOf(':'));
+        port = s.substring(s.indexOf(':') + 1);
+      }
+      int p = 443;
+      if (port != null) {
+        if (port.isEmpty() || port.length() > 5 || !port.chars().allMatch(Character::isDigit)) {
+          return null;
+        }
+        p = Integer.parseInt(port);
+        if (p < 1 || p > 65535) {
+          return null;
+        }
+      }
+      return host.isEmpty() ? null : new HostAndPort(host, p);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package org.egressproxy.config;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.egressproxy.match.Cidr;
+import org.egressproxy.match.IpLiteral;
+import org.egressproxy.match.PortSet;
+
+/**
+ * The validated configuration: an immutable snapshot of the YAML file (or of the embedded
+ * default). Policy-level meaning (patterns, catalogs) is checked when the policy is compiled.
+ */
+public record Config(
+    String file,
+    List<Listener> listeners,
+    HostPort adminBind,
+    List<Variable> variables,
+    Policy policy,
+    Map<String, IpLiteral> resolverHosts,
+    String decisionLogPath,
+    int cacheMaxEntries) {
+
+  public static final int DEFAULT_CACHE_MAX_ENTRIES = 100_000;
+
+  /** A listener and how it takes its traffic. */
+  public record Listener(String name, Mode mode, HostPort bind, int upstreamPort, SourceRef at) {
+    public enum Mode {
+      HTTP_PROXY("http-proxy"),
+      TLS_SNI("tls-sni"),
+      HTTP_HOST("http-host");
+
+      private final String id;
+
+      Mode(String id) {
+        this.id = id;
+      }
+
+      public String id() {
+        return id;
+      }
+
+      public static Mode fromId(String id) {
+        for (Mode m : values()) {
+          if (m.id.equals(id)) {
+            return m;
+          }
+        }
+        return null;
+      }
+    }
+  }
+
+  /** A value for {@code {name}} in patterns. {@code *} stands for any one label. */
+  public record Variable(String name, String value, SourceRef at) {}
+
+  /** Whether denials are enforced or only reported. */
+  public enum EnforcementMode {
+    ENFORCE,
+    REPORT
+  }
+
+  /** A catalog named in {@code policy.catalogs}. */
+  public record CatalogRef(String name, SourceRef at) {}
+
+  /** A directory named in {@code policy.catalogDirs}. */
+  public record CatalogDir(Path path, SourceRef at) {}
+
+  /**
+   * A rule under {@code policy.rules}: {@code allow:} or {@code deny:} a name pattern or a CIDR.
+   * {@code ports == null} means the default (443 for allow, every port for deny); {@code
+   * protocols} is a bit set of {@link org.egressproxy.match.Protocol}.
+   */
+  public record LocalRule(boolean deny, String pattern, PortSet ports, int protocols, SourceRef at) {}
+
+  /** The {@code policy:} section. */
+  public record Policy(
+      EnforcementMode mode,
+      List<CatalogRef> catalogs,
+      List<CatalogDir> catalogDirs,
+      List<LocalRule> rules,
+      List<Cidr> allowDestinationCidrs) {}
+}

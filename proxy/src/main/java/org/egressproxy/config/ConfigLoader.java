@@ -1,0 +1,396 @@
+package org.egressproxy.config;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.egressproxy.config.Config.CatalogDir;
+import org.egressproxy.config.Config.CatalogRef;
+import org.egressproxy.config.Config.EnforcementMode;
+import org.egressproxy.config.Config.Listener;
+import org.egressproxy.config.Config.LocalRule;
+import org.egressproxy.config.Config.Variable;
+import org.egressproxy.config.YamlReader.MapView;
+import org.egressproxy.match.Cidr;
+import org.egressproxy.match.HostName;
+import org.egressproxy.match.IpLiteral;
+import org.egressproxy.match.PatternException;
+import org.egressproxy.match.PortSet;
+import org.egressproxy.match.Protocol;
+import org.yaml.snakeyaml.nodes.Node;
+import org.yaml.snakeyaml.nodes.NodeTuple;
+import org.yaml.snakeyaml.nodes.ScalarNode;
+
+/**
+ * Reads the YAML configuration into a {@link Config}. Every fixed key of the contract is read
+ * here; anything else is an error. Reading goes on after a problem so that all of them are
+ * reported in one run; the caller decides, from {@link Problems}, whether the result is usable.
+ */
+public final class ConfigLoader {
+  /** The embedded default configuration, used when no file is given. */
+  public static final String DEFAULT_RESOURCE = "default-config.yaml";
+
+  public static final String DEFAULT_NAME = "embedded:" + DEFAULT_RESOURCE;
+
+  private ConfigLoader() {}
+
+  /** Loads {@code file}, or the embedded default when {@code file} is null. */
+  public static Config load(Path file, Problems problems) {
+    if (file == null) {
+      try (InputStream in = ConfigLoader.class.getResourceAsStream("/" + DEFAULT_RESOURCE)) {
+        if (in == null) {
+          throw new IllegalStateException("the jar has no " + DEFAULT_RESOURCE);
+        }
+        return read(DEFAULT_NAME, new InputStreamReader(in, StandardCharsets.UTF_8), problems);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+    try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      return read(file.toString(), r, problems);
+    } catch (NoSuchFileException e) {
+      problems.error(new SourceRef(file.toString(), 0), "no such file");
+    } catch (IOException e) {
+      problems.error(new SourceRef(file.toString(), 0), "cannot read: " + e.getMessage());
+    }
+    return null;
+  }
+
+  /** Reads one document; returns {@code null} only when it is not YAML at all. */
+  public static Config read(String name, Reader reader, Problems problems) {
+    YamlReader y = new YamlReader(name, problems);
+    Node root = y.compose(reader);
+    if (root == null) {
+      return problems.hasErrors() ? null : emptyConfig(name);
+    }
+    MapView top = y.map(root, "the configuration");
+    if (top == null) {
+      return null;
+    }
+    List<Listener> listeners = listeners(y, top.get("listeners"));
+    HostPort admin = admin(y, top.get("admin"));
+    List<Variable> variables = variables(y, top.get("variables"));
+    Config.Policy policy = policy(y, top.get("policy"));
+    Map<String, IpLiteral> hosts = resolver(y, top.get("resolver"));
+    String logPath = decisionLog(y, top.get("decisionLog"));
+    int cacheMax = cache(y, top.get("cache"));
+    top.finish();
+    return new Config(name, listeners, admin, variables, policy, hosts, logPath, cacheMax);
+  }
+
+  private static Config emptyConfig(String name) {
+    return new Config(
+        name,
+        List.of(),
+        null,
+        List.of(),
+        new Config.Policy(EnforcementMode.ENFORCE, List.of(), List.of(), List.of(), List.of()),
+        Map.of(),
+        null,
+        Config.DEFAULT_CACHE_MAX_ENTRIES);
+  }
+
+  private static List<Listener> listeners(YamlReader y, Node node) {
+    if (node == null) {
+      return List.of();
+    }
+    List<Listener> out = new ArrayList<>();
+    Map<String, Listener> byName = new HashMap<>();
+    Map<HostPort, Listener> byBind = new HashMap<>();
+    int index = 0;
+    for (Node item : y.list(node, "listeners")) {
+      String what = "listeners[" + index++ + "]";
+      MapView m = y.map(item, what);
+      if (m == null) {
+        continue;
+      }
+      String name = str(y, m.require("name"), what + ".name");
+      Node modeNode = m.require("mode");
+      String modeText = str(y, modeNode, what + ".mode");
+      Listener.Mode mode = modeText == null ? null : Listener.Mode.fromId(modeText);
+      if (modeText != null && mode == null) {
+        y.error(modeNode, what + ".mode must be http-proxy, tls-sni or http-host, not '" + modeText
+            + "'");
+      }
+      Node bindNode = m.require("bind");
+      HostPort bind = bind(y, bindNode, what + ".bind");
+      Node upNode = m.get("upstreamPort");
+      Integer upstream = upNode == null ? null : y.port(upNode, what + ".upstreamPort");
+      m.finish();
+      if (mode == Listener.Mode.HTTP_PROXY && upNode != null) {
+        y.error(upNode, what + ": upstreamPort applies to tls-sni and http-host listeners only;"
+            + " an http-proxy takes the port from each request");
+      }
+      int up = upstream != null ? upstream : mode == Listener.Mode.HTTP_HOST ? 80 : 443;
+      if (name == null || mode == null || bind == null) {
+        continue;
+      }
+      Listener l = new Listener(name, mode, bind, mode == Listener.Mode.HTTP_PROXY ? 0 : up,
+          y.at(item));
+      Listener sameName = byName.putIfAbsent(name, l);
+      if (sameName != null) {
+        y.error(item, "two listeners are named '" + name + "' (the other at line "
+            + sameName.at().line() + "); names appear in logs and metrics and must differ");
+      }
+      Listener sameBind = byBind.putIfAbsent(bind, l);
+      if (sameBind != null) {
+        y.error(bindNode, "listener '" + name + "' binds " + bind + ", as does '"
+            + sameBind.name() + "' (line " + sameBind.at().line() + ")");
+      }
+      out.add(l);
+    }
+    return List.copyOf(out);
+  }
+
+  private static HostPort admin(YamlReader y, Node node) {
+    if (node == null) {
+      return null;
+    }
+    MapView m = y.map(node, "admin");
+    if (m == null) {
+      return null;
+    }
+    HostPort bind = bind(y, m.require("bind"), "admin.bind");
+    m.finish();
+    return bind;
+  }
+
+  private static HostPort bind(YamlReader y, Node node, String what) {
+    if (node == null) {
+      return null;
+    }
+    String text = str(y, node, what);
+    if (text == null) {
+      return null;
+    }
+    HostPort hp = HostPort.parse(text);
+    if (hp == null) {
+      y.error(node, what + " must be an IP address and a port, e.g. 0.0.0.0:3128 or [::]:3128,"
+          + " not '" + text + "'");
+    }
+    return hp;
+  }
+
+  private static List<Variable> variables(YamlReader y, Node node) {
+    if (node == null) {
+      return List.of();
+    }
+    MapView m = y.map(node, "variables");
+    if (m == null) {
+      return List.of();
+    }
+    List<Variable> out = new ArrayList<>();
+    for (NodeTuple t : m.tuples()) {
+      String name = ((ScalarNode) t.getKeyNode()).getValue();
+      m.get(name);
+      if (!name.matches("[A-Za-z][A-Za-z0-9_]*")) {
+        y.error(t.getKeyNode(), "variable name '" + name + "' must be a word (letters, digits, _)");
+        continue;
+      }
+      String value = str(y, t.getValueNode(), "variables." + name);
+      if (value == null) {
+        continue;
+      }
+      if (!value.equals("*") && HostName.normalize("x." + value) == null) {
+        y.error(t.getValueNode(), "variables." + name + " must be '*' (any one label) or a DNS"
+            + " name part such as 'eastus' or 'universe.example.local', not '" + value + "'");
+        continue;
+      }
+      String canonical = value.equals("*") ? value : HostName.normalize("x." + value).substring(2);
+      out.add(new Variable(name, canonical, y.at(t.getKeyNode())));
+    }
+    return List.copyOf(out);
+  }
+
+  private static Config.Policy policy(YamlReader y, Node node) {
+    List<CatalogRef> catalogs = new ArrayList<>();
+    List<CatalogDir> dirs = new ArrayList<>();
+    List<LocalRule> rules = new ArrayList<>();
+    List<Cidr> allowDest = new ArrayList<>();
+    EnforcementMode mode = EnforcementMode.ENFORCE;
+    MapView m = node == null ? null : y.map(node, "policy");
+    if (m != null) {
+      Node modeNode = m.get("mode");
+      if (modeNode != null) {
+        String text = str(y, modeNode, "policy.mode");
+        if ("enforce".equals(text)) {
+          mode = EnforcementMode.ENFORCE;
+        } else if ("report".equals(text)) {
+          mode = EnforcementMode.REPORT;
+        } else if (text != null) {
+          y.error(modeNode, "policy.mode must be 'enforce' or 'report', not '" + text + "'");
+        }
+      }
+      Node cat = m.get("catalogs");
+      if (cat != null) {
+        Map<String, Integer> seen = new LinkedHashMap<>();
+        for (Node item : y.list(cat, "policy.catalogs")) {
+          String name = str(y, item, "each of policy.catalogs");
+          if (name == null) {
+            continue;
+          }
+          Integer first = seen.putIfAbsent(name, y.at(item).line());
+          if (first != null) {
+            y.warning(item, "catalog '" + name + "' is listed twice (also at line " + first + ")");
+            continue;
+          }
+          catalogs.add(new CatalogRef(name, y.at(item)));
+        }
+      }
+      Node dirNode = m.get("catalogDirs");
+      if (dirNode != null) {
+        for (Node item : y.list(dirNode, "policy.catalogDirs")) {
+          String d = str(y, item, "each of policy.catalogDirs");
+          if (d != null) {
+            dirs.add(new CatalogDir(Path.of(d), y.at(item)));
+          }
+        }
+      }
+      Node rulesNode = m.get("rules");
+      if (rulesNode != null) {
+        for (Node item : y.list(rulesNode, "policy.rules")) {
+          LocalRule r = localRule(y, item);
+          if (r != null) {
+            rules.add(r);
+          }
+        }
+      }
+      Node allowNode = m.get("allowDestinationCidrs");
+      if (allowNode != null) {
+        for (Node item : y.list(allowNode, "policy.allowDestinationCidrs")) {
+          String text = str(y, item, "each of policy.allowDestinationCidrs");
+          if (text == null) {
+            continue;
+          }
+          try {
+            allowDest.add(Cidr.parse(text));
+          } catch (PatternException e) {
+            y.error(item, e.getMessage());
+          }
+        }
+      }
+      m.finish();
+    }
+    return new Config.Policy(mode, List.copyOf(catalogs), List.copyOf(dirs), List.copyOf(rules),
+        List.copyOf(allowDest));
+  }
+
+  private static LocalRule localRule(YamlReader y, Node item) {
+    MapView m = y.map(item, "a policy rule");
+    if (m == null) {
+      return null;
+    }
+    Node allow = m.get("allow");
+    Node deny = m.get("deny");
+    List<Integer> ports = y.ports(m, "ports");
+    Node protoNode = m.get("protocol");
+    m.finish();
+    if ((allow == null) == (deny == null)) {
+      y.error(item, "a policy rule needs exactly one of 'allow:' or 'deny:'");
+      return null;
+    }
+    int protocols = Protocol.ANY;
+    if (protoNode != null) {
+      String p = str(y, protoNode, "protocol");
+      Protocol proto = p == null ? null : Protocol.fromId(p);
+      if (p != null && proto == null && !p.equals("any")) {
+        y.error(protoNode, "protocol must be tls, http or any, not '" + p + "'");
+      } else if (proto != null) {
+        protocols = proto.bit();
+      }
+    }
+    Node patternNode = allow != null ? allow : deny;
+    String pattern = str(y, patternNode, allow != null ? "allow" : "deny");
+    if (pattern == null) {
+      return null;
+    }
+    PortSet portSet = ports == null || ports.isEmpty()
+        ? null
+        : PortSet.of(ports.stream().mapToInt(Integer::intValue).toArray());
+    return new LocalRule(deny != null, pattern, portSet, protocols, y.at(patternNode));
+  }
+
+  private static Map<String, IpLiteral> resolver(YamlReader y, Node node) {
+    if (node == null) {
+      return Map.of();
+    }
+    MapView m = y.map(node, "resolver");
+    if (m == null) {
+      return Map.of();
+    }
+    Map<String, IpLiteral> out = new LinkedHashMap<>();
+    Node hosts = m.get("hosts");
+    m.finish();
+    if (hosts == null) {
+      return Map.of();
+    }
+    MapView h = y.map(hosts, "resolver.hosts");
+    if (h == null) {
+      return Map.of();
+    }
+    for (NodeTuple t : h.tuples()) {
+      String raw = ((ScalarNode) t.getKeyNode()).getValue();
+      h.get(raw);
+      String name = HostName.normalize(raw);
+      if (name == null) {
+        y.error(t.getKeyNode(), "resolver.hosts: '" + raw + "' is not a valid host name");
+        continue;
+      }
+      String value = str(y, t.getValueNode(), "resolver.hosts." + raw);
+      IpLiteral ip = value == null ? null : IpLiteral.parse(value);
+      if (value != null && ip == null) {
+        y.error(t.getValueNode(), "resolver.hosts." + raw + " must be an IP address, not '"
+            + value + "'");
+        continue;
+      }
+      if (ip != null && out.put(name, ip) != null) {
+        y.error(t.getKeyNode(), "resolver.hosts lists '" + name + "' twice");
+      }
+    }
+    return Map.copyOf(out);
+  }
+
+  private static String decisionLog(YamlReader y, Node node) {
+    if (node == null) {
+      return null;
+    }
+    MapView m = y.map(node, "decisionLog");
+    if (m == null) {
+      return null;
+    }
+    String path = str(y, m.require("path"), "decisionLog.path");
+    m.finish();
+    return path;
+  }
+
+  private static int cache(YamlReader y, Node node) {
+    if (node == null) {
+      return Config.DEFAULT_CACHE_MAX_ENTRIES;
+    }
+    MapView m = y.map(node, "cache");
+    if (m == null) {
+      return Config.DEFAULT_CACHE_MAX_ENTRIES;
+    }
+    Node max = m.get("maxEntries");
+    m.finish();
+    if (max == null) {
+      return Config.DEFAULT_CACHE_MAX_ENTRIES;
+    }
+    Integer v = y.integer(max, "cache.maxEntries", 0, 100_000_000);
+    return v == null ? Config.DEFAULT_CACHE_MAX_ENTRIES : v;
+  }
+
+  private static String str(YamlReader y, Node node, String what) {
+    return node == null ? null : y.string(node, what);
+  }
+}
