@@ -10,6 +10,7 @@ import org.egressproxy.match.PortSet;
  * tags) that a proxy cannot carry: shown to operators, never enforced.
  *
  * @param origin where it was read from: {@code builtin} or a file path
+ * @param at where its {@code name:} is written
  */
 public record Catalog(
     String name,
@@ -19,7 +20,8 @@ public record Catalog(
     List<String> variables,
     List<Rule> rules,
     List<Info> informational,
-    String origin) {
+    String origin,
+    SourceRef at) {
 
   /** A rule: a host pattern (with {@code {variables}}) or a CIDR, its ports and protocols. */
   public record Rule(String host, String cidr, PortSet ports, int protocols, String purpose,

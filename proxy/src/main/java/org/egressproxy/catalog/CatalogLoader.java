@@ -2,8 +2,10 @@ package org.egressproxy.catalog;
 
 import java.io.Reader;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -11,6 +13,7 @@ import org.egressproxy.config.Problems;
 import org.egressproxy.config.YamlReader;
 import org.egressproxy.config.YamlReader.MapView;
 import org.egressproxy.match.Cidr;
+import org.egressproxy.match.NamePattern;
 import org.egressproxy.match.PatternException;
 import org.egressproxy.match.PortSet;
 import org.egressproxy.match.Protocol;
@@ -92,7 +95,7 @@ public final class CatalogLoader {
       return null;
     }
     return new Catalog(name, description, source, List.copyOf(sections), List.copyOf(declared),
-        List.copyOf(rules), List.copyOf(info), origin);
+        List.copyOf(rules), List.copyOf(info), origin, y.at(nameNode));
   }
 
   private static Catalog.Rule rule(YamlReader y, Node item, Set<String> declared,
@@ -129,12 +132,26 @@ public final class CatalogLoader {
     if (hostNode != null) {
       host = y.string(hostNode, "host");
       if (host != null) {
+        Map<String, String> placeholders = new HashMap<>();
         Matcher vm = VARIABLE.matcher(host);
         while (vm.find()) {
           used.add(vm.group(1));
           if (!declared.contains(vm.group(1))) {
             y.error(hostNode, "'" + host + "' uses {" + vm.group(1) + "}, which the catalog"
                 + " does not declare under variables:");
+            host = null;
+            break;
+          }
+          placeholders.put(vm.group(1), "placeholder");
+        }
+        if (host != null) {
+          // The syntax is checked now, whether or not a configuration uses the catalog; the
+          // values are filled in when a policy is compiled.
+          try {
+            NamePattern.parse(host, placeholders);
+          } catch (PatternException e) {
+            y.error(hostNode, e.getMessage());
+            host = null;
           }
         }
       }

@@ -79,14 +79,14 @@ public final class CatalogSet {
         }
         String expected = f.getFileName().toString().replaceFirst("\\.yaml$", "");
         if (!c.name().equals(expected)) {
-          problems.error(new SourceRef(f.toString(), 0), "catalog '" + c.name() + "' must be in a"
-              + " file named " + c.name() + ".yaml");
+          problems.error(c.at(), "catalog '" + c.name() + "' must be in a file named "
+              + c.name() + ".yaml (or be renamed '" + expected + "')");
           continue;
         }
         Catalog other = fromDirs.putIfAbsent(c.name(), c);
         if (other != null) {
-          problems.error(new SourceRef(f.toString(), 0), "catalog '" + c.name()
-              + "' is also defined in " + other.origin());
+          problems.error(c.at(), "catalog '" + c.name() + "' is also defined in "
+              + other.origin());
           continue;
         }
         map.put(c.name(), c);

@@ -85,7 +85,7 @@ final class CatalogsCommand implements Callable<Integer> {
         c.variables())));
     out.println("  rules:");
     for (Catalog.Rule r : c.rules()) {
-      out.printf("    %-50s %-5s %-8s %s%n", r.pattern(), protocols(r.protocols()), r.ports(),
+      out.printf("    %-50s %-5s %-8s %s%n", r.pattern(), Protocol.describe(r.protocols()), r.ports(),
           r.purpose());
     }
     if (!c.informational().isEmpty()) {
@@ -96,15 +96,5 @@ final class CatalogsCommand implements Callable<Integer> {
       }
     }
     out.println();
-  }
-
-  private static String protocols(int bits) {
-    List<String> ids = new ArrayList<>();
-    for (Protocol p : Protocol.values()) {
-      if ((bits & p.bit()) != 0) {
-        ids.add(p.id());
-      }
-    }
-    return String.join(",", ids);
   }
 }

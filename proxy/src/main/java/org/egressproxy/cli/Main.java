@@ -1,5 +1,6 @@
 package org.egressproxy.cli;
 
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -30,10 +31,14 @@ public final class Main implements Callable<Integer> {
       description = "Configuration file (YAML). Default: the embedded default configuration.")
   Path config;
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() {
     RunCommand run = new RunCommand();
     run.main = this;
+    run.out = spec.commandLine().getOut();
+    run.err = spec.commandLine().getErr();
     return run.call();
   }
 
@@ -41,16 +46,29 @@ public final class Main implements Callable<Integer> {
     System.exit(execute(args));
   }
 
-  /** Runs the command line and returns the exit status (tests call this). */
+  /** Runs the command line and returns the exit status. */
   public static int execute(String... args) {
+    return execute(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+  }
+
+  /** Runs the command line with the given output streams (tests call this). */
+  public static int execute(PrintWriter out, PrintWriter err, String... args) {
     CommandLine cl = new CommandLine(new Main());
-    cl.setExitCodeExceptionMapper(e -> CONFIG_ERROR);
+    cl.setOut(out);
+    cl.setErr(err);
+    cl.setExecutionExceptionHandler((ex, line, parsed) -> {
+      line.getErr().println("egress-proxy: " + ex);
+      return CONFIG_ERROR;
+    });
     cl.setParameterExceptionHandler((ex, a) -> {
       ex.getCommandLine().getErr().println(ex.getMessage());
       ex.getCommandLine().usage(ex.getCommandLine().getErr());
       return CONFIG_ERROR;
     });
-    return cl.execute(args);
+    int status = cl.execute(args);
+    out.flush();
+    err.flush();
+    return status;
   }
 
   /** The version from the jar's manifest. */

@@ -25,11 +25,15 @@ import sun.misc.Signal;
 final class RunCommand implements Callable<Integer> {
   @ParentCommand Main main;
   @Spec CommandSpec spec;
+  PrintWriter out;
+  PrintWriter err;
 
   @Override
   public Integer call() {
-    PrintWriter out = spec != null ? spec.commandLine().getOut() : new PrintWriter(System.out, true);
-    PrintWriter err = spec != null ? spec.commandLine().getErr() : new PrintWriter(System.err, true);
+    if (spec != null) {
+      out = spec.commandLine().getOut();
+      err = spec.commandLine().getErr();
+    }
     PolicyLoader.Loaded loaded = CommonOptions.load(main, err);
     if (loaded == null) {
       return Main.CONFIG_ERROR;

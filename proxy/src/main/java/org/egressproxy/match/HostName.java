@@ -91,6 +91,21 @@ public final class HostName {
     return true;
   }
 
+  /** True when {@code s} is one canonical label: 1-63 of [a-z0-9_-], no hyphen at either end. */
+  static boolean isLabel(String s) {
+    int n = s.length();
+    if (n == 0 || n > MAX_LABEL || s.charAt(0) == '-' || s.charAt(n - 1) == '-') {
+      return false;
+    }
+    for (int i = 0; i < n; i++) {
+      char c = s.charAt(i);
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   static String toLowerAscii(String s) {
     for (int i = 0; i < s.length(); i++) {
       char c = s.charAt(i);

@@ -34,7 +34,11 @@ public final class NamePattern {
     this.leadingWildcard = leadingWildcard;
   }
 
-  /** The pattern with variables filled in, lower case, ASCII: what a decision names. */
+  /**
+   * The pattern with variables filled in, lower case, ASCII: what a decision names. A variable
+   * whose value is {@code *} is shown as {@code {name}}, since a leading {@code *} would read as
+   * "one or more labels".
+   */
   public String text() {
     return text;
   }
@@ -80,11 +84,16 @@ public final class NamePattern {
           "'" + pattern + "' is not a host pattern: write only the name, e.g. 'example.com',"
               + " with the port under ports:");
     }
-    String[] raw = p.split("\\.", -1);
-    List<String> labels = new ArrayList<>(raw.length + 2); // left to right; ANY_LABEL marks '*'
+    List<String> labels = new ArrayList<>(8); // left to right; ANY_LABEL marks '*'
+    List<String> display = new ArrayList<>(8); // what a decision shows, per label
+    boolean verbatim = p == pattern; // the text is the input itself: nothing folded or filled in
     boolean leading = false;
-    for (int i = 0; i < raw.length; i++) {
-      String label = raw[i];
+    int i = 0;
+    for (int from = 0; from <= p.length(); i++) {
+      int dot = p.indexOf('.', from);
+      int to = dot < 0 ? p.length() : dot;
+      String label = p.substring(from, to);
+      from = to + 1;
       if (label.isEmpty()) {
         throw new PatternException(
             "'" + pattern + "' has an empty label (two dots in a row, or a leading dot);"
@@ -95,17 +104,28 @@ public final class NamePattern {
           leading = true;
         } else {
           labels.add(ANY_LABEL);
+          display.add("*");
         }
         continue;
       }
       if (label.indexOf('{') >= 0 || label.indexOf('}') >= 0) {
+        verbatim = false;
+        int before = labels.size();
         expandVariables(pattern, label, variables, labels);
+        if (labels.size() == before + 1 && labels.get(before) == ANY_LABEL) {
+          display.add(label); // {location} = '*': show the variable, not a misleading leading '*'
+        } else {
+          display.addAll(labels.subList(before, labels.size()));
+        }
         continue;
       }
       if (label.indexOf('*') >= 0) {
         throw new PatternException(starAdvice(pattern, p, i));
       }
-      labels.add(literalLabel(pattern, label));
+      String literal = literalLabel(pattern, label);
+      verbatim &= literal == label;
+      labels.add(literal);
+      display.add(literal);
     }
     boolean anyLiteral = false;
     int length = leading ? 2 : 0;
@@ -124,22 +144,27 @@ public final class NamePattern {
           "'" + pattern + "' is longer than " + HostName.MAX_NAME + " characters");
     }
     String last = labels.get(labels.size() - 1);
-    if (last != ANY_LABEL && last.chars().allMatch(c -> c >= '0' && c <= '9')) {
+    if (last != ANY_LABEL && isDigits(last)) {
       throw new PatternException(
           "'" + pattern + "' looks like an IP address, not a name: write it as a CIDR, e.g. '"
               + p + "/32'");
     }
     String[] reversed = new String[labels.size()];
+    for (int k = 0; k < labels.size(); k++) {
+      reversed[labels.size() - 1 - k] = labels.get(k);
+    }
+    if (verbatim) {
+      return new NamePattern(pattern, reversed, leading);
+    }
     StringBuilder text = new StringBuilder(length);
     if (leading) {
       text.append("*.");
     }
-    for (int i = 0; i < labels.size(); i++) {
-      reversed[labels.size() - 1 - i] = labels.get(i);
-      if (i > 0) {
+    for (int k = 0; k < display.size(); k++) {
+      if (k > 0) {
         text.append('.');
       }
-      text.append(labels.get(i));
+      text.append(display.get(k));
     }
     return new NamePattern(text.toString(), reversed, leading);
   }
@@ -197,7 +222,7 @@ public final class NamePattern {
 
   private static String literalLabel(String pattern, String label) throws PatternException {
     String l = label;
-    if (!l.chars().allMatch(c -> c < 0x80)) {
+    if (!isAscii(l)) {
       try {
         l = IDN.toASCII(l, IDN.USE_STD3_ASCII_RULES);
       } catch (IllegalArgumentException e) {
@@ -210,12 +235,30 @@ public final class NamePattern {
       throw new PatternException(
           "'" + pattern + "': label '" + label + "' is longer than 63 characters");
     }
-    if (!HostName.isCanonical(l + ".x", l.length() + 2)) {
+    if (!HostName.isLabel(l)) {
       throw new PatternException(
           "'" + pattern + "': label '" + label + "' may only hold letters, digits, '-' and '_',"
               + " and may not start or end with '-'");
     }
     return l;
+  }
+
+  private static boolean isAscii(String s) {
+    for (int i = 0; i < s.length(); i++) {
+      if (s.charAt(i) >= 0x80) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static boolean isDigits(String s) {
+    for (int i = 0; i < s.length(); i++) {
+      if (s.charAt(i) < '0' || s.charAt(i) > '9') {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static String starAdvice(String pattern, String p, int index) {

@@ -19,6 +19,17 @@ public enum Protocol {
     return name().toLowerCase(Locale.ROOT);
   }
 
+  /** A bit set of protocols as text: {@code tls}, {@code http} or {@code tls,http}. */
+  public static String describe(int bits) {
+    StringBuilder sb = new StringBuilder();
+    for (Protocol p : values()) {
+      if ((bits & p.bit()) != 0) {
+        sb.append(sb.length() == 0 ? "" : ",").append(p.id());
+      }
+    }
+    return sb.toString();
+  }
+
   /** {@code tls}, {@code http}, or {@code null}. */
   public static Protocol fromId(String id) {
     for (Protocol p : values()) {

@@ -51,6 +51,7 @@ public final class PolicyCompiler {
     Map<String, String> vars = variables(config, catalogs, problems);
     boolean enforce = config.policy().mode() == EnforcementMode.ENFORCE;
     long generation = GENERATIONS.incrementAndGet();
+    Rule.Context context = new Rule.Context(enforce, generation);
     NameTrie.Builder<Rule> names = NameTrie.builder(Rule.class);
     CidrTrie.Builder<Rule> cidrs = CidrTrie.builder(Rule.class);
     List<CompiledPolicy.CatalogUse> uses = new ArrayList<>();
@@ -69,11 +70,11 @@ public final class PolicyCompiler {
           if (r.host() != null) {
             NamePattern p = NamePattern.parse(r.host(), vars);
             names.add(p, new Rule(false, p.text(), c.name(), r.ports(), r.protocols(), r.at(),
-                enforce, generation));
+                context));
           } else {
             Cidr cidr = Cidr.parse(r.cidr());
             cidrs.add(cidr, new Rule(false, cidr.toString(), c.name(), r.ports(), r.protocols(),
-                r.at(), enforce, generation));
+                r.at(), context));
           }
           active++;
         } catch (PatternException e) {
@@ -99,13 +100,13 @@ public final class PolicyCompiler {
         if (Cidr.looksLikeCidr(r.pattern())) {
           Cidr cidr = Cidr.parse(r.pattern());
           Rule rule = new Rule(r.deny(), cidr.toString(), Rule.LOCAL, ports, r.protocols(),
-              r.at(), enforce, generation);
+              r.at(), context);
           cidrs.add(cidr, rule);
           local.add(rule);
         } else {
           NamePattern p = NamePattern.parse(r.pattern(), vars);
           Rule rule = new Rule(r.deny(), p.text(), Rule.LOCAL, ports, r.protocols(), r.at(),
-              enforce, generation);
+              context);
           names.add(p, rule);
           local.add(rule);
         }
@@ -116,7 +117,7 @@ public final class PolicyCompiler {
     CidrTrie.Builder<Rule> allowDest = CidrTrie.builder(Rule.class);
     for (Cidr c : config.policy().allowDestinationCidrs()) {
       allowDest.add(c, new Rule(false, c.toString(), Rule.LOCAL, PortSet.ALL,
-          org.egressproxy.match.Protocol.ANY, null, enforce, generation));
+          org.egressproxy.match.Protocol.ANY, null, context));
     }
     if (problems.hasErrors()) {
       return null;

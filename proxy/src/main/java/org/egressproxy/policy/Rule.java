@@ -20,19 +20,21 @@ public final class Rule implements MatchEntry {
   private final PortSet ports;
   private final int protocols;
   private final SourceRef at;
-  private final Decision decision;
+  private final Context context;
+  private Decision decision; // made on first use: most of a large policy's rules never decide
+
+  /** What every rule of one compiled policy shares. */
+  record Context(boolean enforced, long generation) {}
 
   Rule(boolean deny, String pattern, String catalog, PortSet ports, int protocols, SourceRef at,
-      boolean enforced, long generation) {
+      Context context) {
     this.deny = deny;
     this.pattern = pattern;
     this.catalog = catalog;
     this.ports = ports;
     this.protocols = protocols;
     this.at = at;
-    this.decision = deny
-        ? new Decision(false, Reason.DENY_RULE, this, enforced, generation)
-        : new Decision(true, Reason.RULE, this, true, generation);
+    this.context = context;
   }
 
   @Override
@@ -68,19 +70,24 @@ public final class Rule implements MatchEntry {
     return at;
   }
 
+  /**
+   * The decision this rule makes. Created lazily; two threads racing here each get an equal,
+   * immutable decision (its fields are final), so no lock is needed.
+   */
   Decision decision() {
-    return decision;
+    Decision d = decision;
+    if (d == null) {
+      d = deny
+          ? new Decision(false, Reason.DENY_RULE, this, context.enforced(), context.generation())
+          : new Decision(true, Reason.RULE, this, true, context.generation());
+      decision = d;
+    }
+    return d;
   }
 
   /** {@code tls}, {@code http} or {@code tls,http}. */
   public String protocolText() {
-    StringBuilder sb = new StringBuilder();
-    for (Protocol p : Protocol.values()) {
-      if ((protocols & p.bit()) != 0) {
-        sb.append(sb.length() == 0 ? "" : ",").append(p.id());
-      }
-    }
-    return sb.toString();
+    return Protocol.describe(protocols);
   }
 
   @Override

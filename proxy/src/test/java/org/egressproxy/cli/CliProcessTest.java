@@ -1,0 +1,121 @@
+package org.egressproxy.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The CLI as a separate JVM, as operators run it: signals, exit statuses, the working directory
+ * (relative catalogDirs), and the repository's config/proxy.yaml.
+ */
+class CliProcessTest {
+  private static final Path REPO = Path.of(System.getProperty("egress.repoRoot", ".."));
+
+  private static ProcessBuilder java(Path cwd, String... args) {
+    String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd = new java.util.ArrayList<>(List.of(javaBin, "-cp",
+        System.getProperty("java.class.path"), Main.class.getName()));
+    cmd.addAll(List.of(args));
+    return new ProcessBuilder(cmd).directory(cwd.toFile()).redirectErrorStream(true);
+  }
+
+  /** Lines of a process's output, read on a thread so the test can wait with a deadline. */
+  private static BlockingQueue<String> lines(Process p) {
+    BlockingQueue<String> q = new LinkedBlockingQueue<>();
+    Thread t = new Thread(() -> {
+      try (BufferedReader r = new BufferedReader(
+          new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+        String l;
+        while ((l = r.readLine()) != null) {
+          q.add(l);
+        }
+      } catch (IOException e) {
+        q.add("<read error " + e + ">");
+      }
+    });
+    t.setDaemon(true);
+    t.start();
+    return q;
+  }
+
+  private static String await(BlockingQueue<String> q, String fragment) throws InterruptedException {
+    Instant deadline = Instant.now().plus(Duration.ofSeconds(20));
+    StringBuilder seen = new StringBuilder();
+    while (Instant.now().isBefore(deadline)) {
+      String l = q.poll(200, TimeUnit.MILLISECONDS);
+      if (l != null) {
+        seen.append(l).append('\n');
+        if (l.contains(fragment)) {
+          return l;
+        }
+      }
+    }
+    throw new AssertionError("no line containing '" + fragment + "' within 20 s; saw:\n" + seen);
+  }
+
+  private static void signal(Process p, String sig) throws Exception {
+    Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).start();
+    assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
+    assertThat(kill.exitValue()).isZero();
+  }
+
+  @Test
+  void runReloadsOnSighupKeepsTheOldPolicyOnErrorAndExitsZeroOnSigterm(@TempDir Path dir)
+      throws Exception {
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n");
+    Process p = java(dir, "run", "--config", config.toString()).start();
+    try {
+      BlockingQueue<String> out = lines(p);
+      await(out, "Waiting for SIGTERM");
+      Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n    - allow: b.test\n");
+      signal(p, "HUP");
+      assertThat(await(out, "reloaded")).contains("2 rules");
+      Files.writeString(config, "policy:\n  rules:\n    - allow: \"*bad.test\"\n");
+      signal(p, "HUP");
+      assertThat(await(out, "proxy.yaml:3:")).contains("'*' must be a whole label");
+      assertThat(await(out, "reload failed")).contains("still serving");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).as("exits after SIGTERM").isTrue();
+      assertThat(p.exitValue()).isZero();
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  @Test
+  void runWithABrokenConfigExitsTwo(@TempDir Path dir) throws Exception {
+    Path config = dir.resolve("bad.yaml");
+    Files.writeString(config, "listeners: 3\n");
+    Process p = java(dir, "--config", config.toString()).start();
+    BlockingQueue<String> out = lines(p);
+    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).isEqualTo(2);
+    assertThat(await(out, "bad.yaml:1:")).contains("listeners must be a list");
+  }
+
+  @Test
+  void theRepositoryApplianceConfigValidatesFromTheRepositoryRoot() throws Exception {
+    assertThat(REPO.resolve("config/proxy.yaml")).exists();
+    Process p = java(REPO, "validate", "--config", "config" + File.separator + "proxy.yaml")
+        .start();
+    BlockingQueue<String> out = lines(p);
+    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    String ok = await(out, "OK config");
+    assertThat(p.exitValue()).as(ok).isZero();
+  }
+}
