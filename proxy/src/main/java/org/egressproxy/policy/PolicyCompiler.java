@@ -18,13 +18,13 @@ import org.egressproxy.config.Config.CatalogRef;
 import org.egressproxy.config.Config.EnforcementMode;
 import org.egressproxy.config.Config.LocalRule;
 import org.egressproxy.config.Problems;
-import org.egressproxy.config.SourceRef;
 import org.egressproxy.match.Cidr;
 import org.egressproxy.match.CidrTrie;
 import org.egressproxy.match.NamePattern;
 import org.egressproxy.match.NameTrie;
 import org.egressproxy.match.PatternException;
 import org.egressproxy.match.PortSet;
+import org.egressproxy.match.Protocol;
 
 /**
  * Catalogs + local rules + variables → one {@link CompiledPolicy}. Every problem goes to {@link
@@ -117,7 +117,7 @@ public final class PolicyCompiler {
     CidrTrie.Builder<Rule> allowDest = CidrTrie.builder(Rule.class);
     for (Cidr c : config.policy().allowDestinationCidrs()) {
       allowDest.add(c, new Rule(false, c.toString(), Rule.LOCAL, PortSet.ALL,
-          org.egressproxy.match.Protocol.ANY, null, context));
+          Protocol.ANY, null, context));
     }
     if (problems.hasErrors()) {
       return null;
@@ -152,10 +152,5 @@ public final class PolicyCompiler {
       out.put(v.name(), v.value());
     }
     return out;
-  }
-
-  /** Where a problem about the whole policy is reported. */
-  static SourceRef at(Config config) {
-    return new SourceRef(config.file(), 0);
   }
 }
