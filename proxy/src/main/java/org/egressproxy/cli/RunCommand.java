@@ -7,6 +7,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Callable;
 import org.egressproxy.config.ConfigException;
 import org.egressproxy.config.Problems;
+import org.egressproxy.log.DecisionLog;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.net.ProxyServer;
+import org.egressproxy.net.Transport;
 import org.egressproxy.policy.CompiledPolicy;
 import org.egressproxy.policy.Decider;
 import org.egressproxy.policy.PolicyLoader;
@@ -40,8 +44,36 @@ final class RunCommand implements Callable<Integer> {
     }
     Decider decider = new Decider(loaded.policy(), loaded.config().cacheMaxEntries());
     out.println("egress-proxy: " + describe(loaded.policy()) + " from " + loaded.config().file());
-    out.println("egress-proxy: the data plane is not built yet; the policy is loaded and"
-        + " checked. Waiting for SIGTERM (SIGHUP reloads).");
+    ProxyMetrics metrics = new ProxyMetrics();
+    metrics.bindDecisionCache(decider.cache());
+    DecisionLog log;
+    try {
+      log = loaded.config().decisionLogPath() == null ? DecisionLog.disabled()
+          : DecisionLog.open(loaded.config().decisionLogPath());
+    } catch (RuntimeException e) {
+      err.println("egress-proxy: cannot open the decision log " + loaded.config()
+          .decisionLogPath() + ": " + e.getMessage());
+      return Main.CONFIG_ERROR;
+    }
+    metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
+    Transport transport = Transport.select();
+    if (transport.fallbackReason() != null) {
+      out.println("egress-proxy: native epoll unavailable, using NIO (" + transport.fallbackReason()
+          + ")");
+    }
+    ProxyServer server = new ProxyServer(loaded.config(), decider, log, metrics, transport);
+    try {
+      server.start(loaded.config().listeners());
+    } catch (ProxyServer.BindException e) {
+      err.println("egress-proxy: " + e.getMessage());
+      err.flush();
+      log.close();
+      return Main.CONFIG_ERROR;
+    }
+    server.boundAddresses().forEach((name, addr) -> out.println("egress-proxy: listener '" + name
+        + "' on " + addr.getAddress().getHostAddress() + ":" + addr.getPort() + " ("
+        + transport.name() + ")"));
+    out.println("egress-proxy: ready. SIGHUP reloads the policy; SIGTERM stops.");
     out.flush();
 
     CountDownLatch stop = new CountDownLatch(1);
@@ -59,6 +91,8 @@ final class RunCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     reloads.shutdownNow();
+    server.close();
+    log.close();
     out.println("egress-proxy: stopped");
     out.flush();
     return Main.OK;

@@ -1,6 +1,7 @@
 package org.egressproxy.config;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.egressproxy.match.Cidr;
@@ -18,10 +19,19 @@ public record Config(
     List<Variable> variables,
     Policy policy,
     Map<String, IpLiteral> resolverHosts,
+    List<HostPort> resolverServers,
     String decisionLogPath,
-    int cacheMaxEntries) {
+    int cacheMaxEntries,
+    Timeouts timeouts,
+    boolean requireSniMatch) {
 
   public static final int DEFAULT_CACHE_MAX_ENTRIES = 100_000;
+
+  /** {@code timeouts:}; every one explicit, none "0 = unlimited". */
+  public record Timeouts(Duration connect, Duration clientHello, Duration idle, Duration dns) {
+    public static final Timeouts DEFAULTS = new Timeouts(Duration.ofSeconds(10),
+        Duration.ofSeconds(10), Duration.ofHours(1), Duration.ofSeconds(5));
+  }
 
   /** A listener and how it takes its traffic. */
   public record Listener(String name, Mode mode, HostPort bind, int upstreamPort, SourceRef at) {

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -81,11 +82,15 @@ public final class ConfigLoader {
     HostPort admin = admin(y, top.get("admin"));
     List<Variable> variables = variables(y, top.get("variables"));
     Config.Policy policy = policy(y, top.get("policy"));
-    Map<String, IpLiteral> hosts = resolver(y, top.get("resolver"));
+    List<HostPort> servers = new ArrayList<>();
+    Map<String, IpLiteral> hosts = resolver(y, top.get("resolver"), servers);
     String logPath = decisionLog(y, top.get("decisionLog"));
     int cacheMax = cache(y, top.get("cache"));
+    Config.Timeouts timeouts = timeouts(y, top.get("timeouts"));
+    boolean requireSniMatch = tunnel(y, top.get("tunnel"));
     top.finish();
-    return new Config(name, listeners, admin, variables, policy, hosts, logPath, cacheMax);
+    return new Config(name, listeners, admin, variables, policy, hosts, List.copyOf(servers),
+        logPath, cacheMax, timeouts, requireSniMatch);
   }
 
   private static Config emptyConfig(String name) {
@@ -96,8 +101,11 @@ public final class ConfigLoader {
         List.of(),
         new Config.Policy(EnforcementMode.ENFORCE, List.of(), List.of(), List.of(), List.of()),
         Map.of(),
+        List.of(),
         null,
-        Config.DEFAULT_CACHE_MAX_ENTRIES);
+        Config.DEFAULT_CACHE_MAX_ENTRIES,
+        Config.Timeouts.DEFAULTS,
+        true);
   }
 
   private static List<Listener> listeners(YamlReader y, Node node) {
@@ -320,7 +328,7 @@ public final class ConfigLoader {
     return new LocalRule(deny != null, pattern, portSet, protocols, y.at(patternNode));
   }
 
-  private static Map<String, IpLiteral> resolver(YamlReader y, Node node) {
+  private static Map<String, IpLiteral> resolver(YamlReader y, Node node, List<HostPort> servers) {
     if (node == null) {
       return Map.of();
     }
@@ -330,7 +338,27 @@ public final class ConfigLoader {
     }
     Map<String, IpLiteral> out = new LinkedHashMap<>();
     Node hosts = m.get("hosts");
+    Node serversNode = m.get("servers");
     m.finish();
+    if (serversNode != null) {
+      for (Node item : y.list(serversNode, "resolver.servers")) {
+        String text = str(y, item, "each of resolver.servers");
+        if (text == null) {
+          continue;
+        }
+        HostPort hp = HostPort.parse(text);
+        if (hp == null) {
+          IpLiteral ip = IpLiteral.parse(text);
+          hp = ip == null ? null : new HostPort(ip, 53);
+        }
+        if (hp == null || hp.port() == 0) {
+          y.error(item, "resolver.servers: '" + text + "' must be an IP address, optionally with a"
+              + " port (10.0.0.10, 10.0.0.10:53, [fd00::10]:53)");
+        } else {
+          servers.add(hp);
+        }
+      }
+    }
     if (hosts == null) {
       return Map.of();
     }
@@ -388,6 +416,70 @@ public final class ConfigLoader {
     }
     Integer v = y.integer(max, "cache.maxEntries", 0, 100_000_000);
     return v == null ? Config.DEFAULT_CACHE_MAX_ENTRIES : v;
+  }
+
+  private static Config.Timeouts timeouts(YamlReader y, Node node) {
+    Config.Timeouts d = Config.Timeouts.DEFAULTS;
+    if (node == null) {
+      return d;
+    }
+    MapView m = y.map(node, "timeouts");
+    if (m == null) {
+      return d;
+    }
+    Duration connect = duration(y, m.get("connect"), "timeouts.connect", d.connect());
+    Duration clientHello = duration(y, m.get("clientHello"), "timeouts.clientHello",
+        d.clientHello());
+    Duration idle = duration(y, m.get("idle"), "timeouts.idle", d.idle());
+    Duration dns = duration(y, m.get("dns"), "timeouts.dns", d.dns());
+    m.finish();
+    return new Config.Timeouts(connect, clientHello, idle, dns);
+  }
+
+  /** {@code 500ms}, {@code 10s}, {@code 5m}, {@code 1h}, {@code 2d}; at least 1 ms. */
+  private static Duration duration(YamlReader y, Node node, String what, Duration dflt) {
+    if (node == null) {
+      return dflt;
+    }
+    String text = y.string(node, what);
+    if (text == null) {
+      return dflt;
+    }
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d{1,9})(ms|s|m|h|d)")
+        .matcher(text.strip());
+    if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
+      y.error(node, what + " must be a positive duration such as 500ms, 10s, 5m, 1h or 2d, not '"
+          + text + "'");
+      return dflt;
+    }
+    long v = Long.parseLong(m.group(1));
+    return switch (m.group(2)) {
+      case "ms" -> Duration.ofMillis(v);
+      case "s" -> Duration.ofSeconds(v);
+      case "m" -> Duration.ofMinutes(v);
+      case "h" -> Duration.ofHours(v);
+      default -> Duration.ofDays(v);
+    };
+  }
+
+  private static boolean tunnel(YamlReader y, Node node) {
+    if (node == null) {
+      return true;
+    }
+    MapView m = y.map(node, "tunnel");
+    if (m == null) {
+      return true;
+    }
+    Node match = m.get("requireSniMatch");
+    m.finish();
+    if (match == null) {
+      return true;
+    }
+    if (match instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
+      return Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
+    }
+    y.error(match, "tunnel.requireSniMatch must be true or false, not " + YamlReader.describe(match));
+    return true;
   }
 
   private static String str(YamlReader y, Node node, String what) {

@@ -157,7 +157,7 @@ public final class YamlReader {
     return out;
   }
 
-  static String describe(Node node) {
+  public static String describe(Node node) {
     if (node == null) {
       return "nothing";
     }

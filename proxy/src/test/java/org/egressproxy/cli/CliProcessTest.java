@@ -81,7 +81,7 @@ class CliProcessTest {
     Process p = java(dir, "run", "--config", config.toString()).start();
     try {
       BlockingQueue<String> out = lines(p);
-      await(out, "Waiting for SIGTERM");
+      await(out, "ready.");
       Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n    - allow: b.test\n");
       signal(p, "HUP");
       assertThat(await(out, "reloaded")).contains("2 rules");

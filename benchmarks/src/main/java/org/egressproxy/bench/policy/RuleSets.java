@@ -52,7 +52,8 @@ public final class RuleSets {
   public static Config config(int count) {
     return new Config("bench", List.of(), null, List.of(),
         new Config.Policy(EnforcementMode.ENFORCE, List.of(), List.of(), rules(count), List.of()),
-        Map.of(), null, Config.DEFAULT_CACHE_MAX_ENTRIES);
+        Map.of(), List.of(), null, Config.DEFAULT_CACHE_MAX_ENTRIES, Config.Timeouts.DEFAULTS,
+        true);
   }
 
   public static CompiledPolicy compile(Config config) {

@@ -1,0 +1,400 @@
+package org.egressproxy.http;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpObject;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.Future;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.List;
+import java.util.Locale;
+import org.egressproxy.log.Connection;
+import org.egressproxy.match.Protocol;
+import org.egressproxy.net.ProxyRuntime;
+import org.egressproxy.policy.Decision;
+import org.egressproxy.policy.Destination;
+
+/**
+ * Forwards plain HTTP/1.1 requests, each decided on its own: absolute-form requests on the
+ * {@code http-proxy} listener, or the {@code Host} of each request on {@code http-host}. A
+ * kept-alive connection may change host between requests. Requests are rewritten to origin form,
+ * hop-by-hop and {@code Proxy-*} headers dropped; one exchange at a time (reading pauses after a
+ * request until its response is complete); the upstream connection is reused while the next
+ * request goes to the same host and port.
+ */
+final class HttpForwarder {
+  enum Mode {
+    ABSOLUTE_FORM,
+    HOST_HEADER
+  }
+
+  private static final List<String> HOP_BY_HOP = List.of("connection", "keep-alive",
+      "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade");
+
+  private final ProxyRuntime runtime;
+  private final Mode mode;
+  private final int upstreamPort;
+  /** Messages that arrived while an exchange was in flight, in order. */
+  private final ArrayDeque<Object> queued = new ArrayDeque<>();
+  /** Body parts of the current request that arrived while its upstream was connecting. */
+  private final ArrayDeque<HttpContent> bodyWhileConnecting = new ArrayDeque<>();
+  private boolean connecting;
+  private ChannelHandlerContext ctx;
+  private Channel upstream;
+  private String upstreamKey;
+  private Connection exchange; // the request in flight
+  private boolean requestDone;
+  private boolean discarding; // the body of a refused request
+  private boolean closeAfter;
+  private boolean informational;
+
+  HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
+    this.runtime = runtime;
+    this.mode = mode;
+    this.upstreamPort = upstreamPort;
+  }
+
+  void channelRead(ChannelHandlerContext ctx, Object msg) {
+    this.ctx = ctx;
+    if (exchange != null && requestDone) {
+      queued.add(msg); // pipelined: handled when the current response is complete
+      return;
+    }
+    if (msg instanceof HttpRequest req) {
+      if (exchange != null || discarding) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
+      request(ctx, req);
+      ReferenceCountUtil.release(msg); // a request head holds no buffer; content is separate
+    } else if (msg instanceof HttpContent content) {
+      if (discarding || exchange == null) {
+        if (msg instanceof LastHttpContent) {
+          discarding = false;
+        }
+        content.release();
+        return;
+      }
+      exchange.bytesUp += content.content().readableBytes();
+      boolean last = msg instanceof LastHttpContent;
+      if (connecting) {
+        bodyWhileConnecting.add(content); // released or written once the connect completes
+      } else {
+        upstream.writeAndFlush(msg); // ownership passes to the upstream's outbound buffer
+      }
+      if (last) {
+        requestDone = true;
+        ctx.channel().config().setAutoRead(false); // one exchange at a time
+      }
+    } else {
+      ReferenceCountUtil.release(msg);
+    }
+  }
+
+  private void request(ChannelHandlerContext ctx, HttpRequest req) {
+    Connection channelConn = ProxyRuntime.connection(ctx.channel());
+    Connection c = new Connection(channelConn.listener, channelConn.client);
+    c.method = req.method().name();
+    String host;
+    int port;
+    String path;
+    String uri = req.uri();
+    String hostHeader = req.headers().get(HttpHeaderNames.HOST);
+    if (mode == Mode.ABSOLUTE_FORM) {
+      if (uri.startsWith("/") || uri.equals("*")) {
+        refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: this is a proxy; send"
+            + " absolute-form requests (GET http://host/path) or CONNECT host:port");
+        return;
+      }
+      String lower = uri.length() >= 7 ? uri.substring(0, 7).toLowerCase(Locale.ROOT) : "";
+      if (!lower.equals("http://")) {
+        refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: only http:// URIs are"
+            + " forwarded; use CONNECT host:443 for https");
+        return;
+      }
+      int slash = firstOf(uri, 7);
+      Authority a = Authority.parse(uri.substring(7, slash), 80);
+      if (a == null) {
+        refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: bad authority in " + uri);
+        return;
+      }
+      if (hostHeader != null) {
+        Authority h = Authority.parse(hostHeader, 80);
+        if (h == null || !h.host().equalsIgnoreCase(a.host()) || h.port() != a.port()) {
+          c.host = a.host();
+          refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: Host header '"
+              + hostHeader + "' disagrees with the request URI's authority '" + a.host() + "'");
+          return;
+        }
+      }
+      host = a.host();
+      port = a.port();
+      path = slash < uri.length() ? uri.substring(slash) : "/";
+      if (!path.startsWith("/")) {
+        path = "/" + path;
+      }
+      hostHeader = uri.substring(7, slash);
+    } else {
+      Authority h = hostHeader == null ? null : Authority.parse(hostHeader, upstreamPort);
+      if (h == null) {
+        refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: a Host header is"
+            + " required");
+        return;
+      }
+      host = h.host();
+      port = upstreamPort; // transparent: the port the traffic was sent to, whatever Host says
+      path = uri.startsWith("/") ? uri : "/";
+    }
+    Destination d = Destination.of(host, port, Protocol.HTTP);
+    c.host = d.host();
+    c.port = port;
+    if (!d.valid()) {
+      refuse(ctx, c, "invalid-host", 400, "Bad Request", "egress-proxy: '" + host
+          + "' is not a valid host name");
+      return;
+    }
+    Decision decision = runtime.decider().decide(d);
+    c.decision = decision;
+    if (!decision.forward()) {
+      refuse(ctx, c, null, 403, "Forbidden", "egress-proxy: " + c.method + " " + d
+          + " refused: " + HttpProxyHandler.explain(decision.reason().id()));
+      return;
+    }
+    DefaultHttpRequest out = new DefaultHttpRequest(HttpVersion.HTTP_1_1, req.method(), path);
+    copyEndToEnd(req.headers(), out.headers());
+    out.headers().set(HttpHeaderNames.HOST, hostHeader);
+    closeAfter = !HttpUtil.isKeepAlive(req);
+    exchange = c;
+    requestDone = false;
+    String key = d.host() + ":" + port;
+    if (upstream != null && upstream.isActive() && key.equals(upstreamKey)) {
+      runtime.decided(c);
+      c.upstream = upstreamAddress(upstream);
+      upstream.writeAndFlush(out);
+      return;
+    }
+    if (upstream != null) {
+      upstream.close();
+      upstream = null;
+    }
+    ctx.channel().config().setAutoRead(false); // hold the body until the upstream is there
+    connecting = true;
+    Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
+        runtime.decider().policy(), new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast("http", new HttpClientCodec());
+            ch.pipeline().addLast("response", new ResponseRelay());
+          }
+        });
+    f.addListener((Future<Channel> done) -> {
+      connecting = false;
+      if (!done.isSuccess()) {
+        HttpContent part;
+        while ((part = bodyWhileConnecting.poll()) != null) {
+          part.release();
+        }
+        HttpProxyHandler.UpstreamFailure r =
+            HttpProxyHandler.UpstreamFailure.of(runtime, c, done.cause());
+        exchange = null;
+        discarding = !requestDone;
+        refuseLogged(ctx, c, r.status(), r.phrase(), "egress-proxy: " + c.method + " " + d
+            + " failed: " + done.cause().getMessage());
+        ctx.channel().config().setAutoRead(true);
+        return;
+      }
+      upstream = done.getNow();
+      upstreamKey = key;
+      c.upstream = upstreamAddress(upstream);
+      runtime.decided(c);
+      upstream.write(out);
+      HttpContent part;
+      while ((part = bodyWhileConnecting.poll()) != null) {
+        upstream.write(part);
+      }
+      upstream.flush();
+      upstream.config().setAutoRead(true);
+      if (!requestDone) {
+        ctx.channel().config().setAutoRead(true);
+      }
+    });
+  }
+
+  private static int firstOf(String uri, int from) {
+    for (int i = from; i < uri.length(); i++) {
+      char ch = uri.charAt(i);
+      if (ch == '/' || ch == '?' || ch == '#') {
+        return i;
+      }
+    }
+    return uri.length();
+  }
+
+  private static String upstreamAddress(Channel ch) {
+    return ch.remoteAddress() instanceof java.net.InetSocketAddress a
+        ? (a.getAddress().getHostAddress().indexOf(':') >= 0
+            ? "[" + a.getAddress().getHostAddress() + "]" : a.getAddress().getHostAddress())
+            + ":" + a.getPort()
+        : null;
+  }
+
+  /** Copies headers, leaving out hop-by-hop ones and those the Connection header names. */
+  static void copyEndToEnd(HttpHeaders from, HttpHeaders to) {
+    List<String> named = new java.util.ArrayList<>();
+    for (String v : from.getAll(HttpHeaderNames.CONNECTION)) {
+      for (String token : v.split(",")) {
+        named.add(token.strip().toLowerCase(Locale.ROOT));
+      }
+    }
+    from.forEach(e -> {
+      String name = e.getKey().toLowerCase(Locale.ROOT);
+      if (!HOP_BY_HOP.contains(name) && !named.contains(name) && !name.startsWith("proxy-")) {
+        to.add(e.getKey(), e.getValue());
+      }
+    });
+  }
+
+  private void refuse(ChannelHandlerContext ctx, Connection c, String reason, int status,
+      String phrase, String body) {
+    c.reason = reason;
+    discarding = true; // drop the refused request's body, keep the connection
+    refuseLogged(ctx, c, status, phrase, body);
+  }
+
+  private void refuseLogged(ChannelHandlerContext ctx, Connection c, int status, String phrase,
+      String body) {
+    runtime.decided(c);
+    byte[] b = (body + "\n").getBytes(StandardCharsets.UTF_8);
+    FullHttpResponse resp = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+        new HttpResponseStatus(status, phrase), ctx.alloc().buffer(b.length).writeBytes(b));
+    resp.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain; charset=utf-8");
+    resp.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, b.length);
+    if (status == 400) {
+      resp.headers().set(HttpHeaderNames.CONNECTION, "close");
+      ctx.writeAndFlush(resp).addListener(ChannelFutureListener.CLOSE);
+    } else {
+      ctx.writeAndFlush(resp);
+    }
+  }
+
+  void channelInactive(ChannelHandlerContext ctx) {
+    if (upstream != null) {
+      upstream.close();
+    }
+    HttpContent part;
+    while ((part = bodyWhileConnecting.poll()) != null) {
+      part.release();
+    }
+    Object m;
+    while ((m = queued.poll()) != null) {
+      ReferenceCountUtil.release(m);
+    }
+  }
+
+  void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    if (upstream != null) {
+      upstream.config().setAutoRead(ctx.channel().isWritable());
+    }
+  }
+
+  /** The end of an exchange: log it, then take the next queued request or read again. */
+  private void exchangeDone() {
+    Connection c = exchange;
+    exchange = null;
+    if (c != null && c.decision != null && c.reason == null) {
+      runtime.log().close(c);
+    }
+    if (closeAfter) {
+      ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER)
+          .addListener(ChannelFutureListener.CLOSE);
+      return;
+    }
+    while (exchange == null || !requestDone) {
+      Object next = queued.poll();
+      if (next == null) {
+        break;
+      }
+      channelRead(ctx, next);
+    }
+    if (exchange == null || !requestDone) {
+      ctx.channel().config().setAutoRead(true);
+      ctx.read();
+    }
+  }
+
+  /** Upstream side: responses go back to the client as they come, with backpressure. */
+  private final class ResponseRelay extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext uctx, Object msg) {
+      if (!(msg instanceof HttpObject) || exchange == null) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
+      if (msg instanceof HttpResponse resp) {
+        int code = resp.status().code();
+        informational = code >= 100 && code < 200 && code != 101;
+        HttpResponse out = new io.netty.handler.codec.http.DefaultHttpResponse(
+            resp.protocolVersion(), resp.status());
+        copyEndToEnd(resp.headers(), out.headers());
+        if (closeAfter) {
+          out.headers().set(HttpHeaderNames.CONNECTION, "close");
+        }
+        if (!HttpUtil.isKeepAlive(resp)) {
+          upstreamKey = null; // the origin closes after this response: do not reuse
+        }
+        ReferenceCountUtil.release(msg);
+        ctx.write(out);
+        return;
+      }
+      HttpContent content = (HttpContent) msg;
+      exchange.bytesDown += content.content().readableBytes();
+      boolean last = msg instanceof LastHttpContent;
+      ctx.writeAndFlush(msg); // ownership passes to the client's outbound buffer
+      if (!ctx.channel().isWritable()) {
+        uctx.channel().config().setAutoRead(false);
+      }
+      if (last) {
+        if (informational) {
+          informational = false;
+          return;
+        }
+        if (upstreamKey == null) {
+          uctx.close();
+        }
+        exchangeDone();
+      }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext uctx) {
+      if (exchange != null) {
+        ctx.close(); // the origin went away mid-exchange: nothing sensible to send
+      }
+      if (upstream == uctx.channel()) {
+        upstream = null;
+      }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext uctx, Throwable cause) {
+      uctx.close();
+    }
+  }
+}

@@ -1,0 +1,203 @@
+package org.egressproxy.http;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.http.HttpContent;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.Future;
+import java.util.ArrayDeque;
+import org.egressproxy.log.Connection;
+import org.egressproxy.match.Protocol;
+import org.egressproxy.net.PipelineNames;
+import org.egressproxy.net.ProxyRuntime;
+import org.egressproxy.policy.Decision;
+import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.Reason;
+import org.egressproxy.tunnel.TunnelSniCheck;
+import org.egressproxy.tunnel.Tunnels;
+import org.egressproxy.tunnel.UpstreamConnector;
+
+/**
+ * The {@code http-proxy} listener: {@code CONNECT host:port} (decide, resolve, connect, {@code 200
+ * Connection established}, relay, with the tunnel's SNI checked), absolute-form requests (handed
+ * to {@link HttpForwarder}), and a 400 that says this is a proxy for anything else.
+ */
+public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
+  private final ProxyRuntime runtime;
+  private final HttpForwarder forwarder;
+  /** Bytes the client sent after CONNECT, before the tunnel is up: passed on, in order. */
+  private final ArrayDeque<ByteBuf> early = new ArrayDeque<>();
+  private boolean tunnelling;
+
+  public HttpProxyHandler(ProxyRuntime runtime) {
+    this.runtime = runtime;
+    this.forwarder = new HttpForwarder(runtime, HttpForwarder.Mode.ABSOLUTE_FORM, 0);
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (tunnelling) {
+      if (msg instanceof ByteBuf b) {
+        early.add(b); // ownership: released in handlerRemoved if never passed on
+      } else {
+        ReferenceCountUtil.release(msg); // the CONNECT's empty LastHttpContent
+      }
+      return;
+    }
+    if (msg instanceof HttpRequest req) {
+      Throwable failure = req.decoderResult().cause();
+      if (failure != null) {
+        ReferenceCountUtil.release(msg);
+        Connection c = ProxyRuntime.connection(ctx.channel());
+        c.reason = "bad-request";
+        runtime.decided(c);
+        boolean tooLarge = failure instanceof TooLongFrameException;
+        reply(ctx, tooLarge ? 431 : 400, tooLarge ? "Request Header Fields Too Large" : "Bad Request",
+            tooLarge ? "egress-proxy: request head too large (limit 16 KiB)"
+                : "egress-proxy: malformed request: " + failure.getMessage());
+        return;
+      }
+      if (req.method() == HttpMethod.CONNECT) {
+        ReferenceCountUtil.release(msg);
+        connect(ctx, req);
+        return;
+      }
+    }
+    forwarder.channelRead(ctx, msg);
+  }
+
+  private void connect(ChannelHandlerContext ctx, HttpRequest req) {
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    c.method = "CONNECT";
+    Authority a = Authority.parse(req.uri(), -1);
+    Destination d = a == null ? null : Destination.of(a.host(), a.port(), Protocol.TLS);
+    if (d == null || !d.valid()) {
+      c.host = a == null ? req.uri() : a.host();
+      c.reason = d == null ? "bad-request" : Reason.INVALID_HOST.id();
+      runtime.decided(c);
+      reply(ctx, 400, "Bad Request", "egress-proxy: CONNECT needs host:port, not '" + req.uri()
+          + "'");
+      return;
+    }
+    c.host = d.host();
+    c.port = d.port();
+    Decision decision = runtime.decider().decide(d);
+    c.decision = decision;
+    if (!decision.forward()) {
+      runtime.decided(c);
+      reply(ctx, 403, "Forbidden", "egress-proxy: CONNECT " + d + " refused: "
+          + explain(decision.reason().id()));
+      return;
+    }
+    // Stop HTTP decoding now: what follows the CONNECT head belongs to the tunnel.
+    tunnelling = true;
+    ctx.channel().config().setAutoRead(false);
+    ctx.pipeline().remove(PipelineNames.HTTP);
+    Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
+        runtime.decider().policy(), Tunnels.emptyInit());
+    f.addListener((Future<Channel> done) -> connected(ctx, c, d, done));
+  }
+
+  private void connected(ChannelHandlerContext ctx, Connection c, Destination d,
+      Future<Channel> f) {
+    if (!f.isSuccess()) {
+      UpstreamFailure r = UpstreamFailure.of(runtime, c, f.cause());
+      runtime.decided(c);
+      reply(ctx, r.status(), r.phrase(), "egress-proxy: CONNECT " + d + " failed: "
+          + f.cause().getMessage());
+      return;
+    }
+    Channel upstream = f.getNow();
+    if (!ctx.channel().isActive()) {
+      upstream.close();
+      return;
+    }
+    runtime.decided(c);
+    ctx.writeAndFlush(HttpResponses.connectionEstablished(ctx.alloc()));
+    ctx.pipeline().addAfter(PipelineNames.PROXY, PipelineNames.SNI_CHECK,
+        new TunnelSniCheck(runtime, upstream));
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+        PipelineNames.SNI_CHECK);
+    while (!early.isEmpty()) {
+      ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
+    }
+    ctx.pipeline().remove(this);
+    ctx.channel().config().setAutoRead(true);
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    forwarder.channelInactive(ctx);
+    ctx.fireChannelInactive();
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+    forwarder.channelWritabilityChanged(ctx);
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  @Override
+  public void handlerRemoved(ChannelHandlerContext ctx) {
+    ByteBuf b;
+    while ((b = early.poll()) != null) {
+      b.release();
+    }
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    ctx.close();
+  }
+
+  /** A response, then close; encoded by the HTTP codec while it is still in the pipeline. */
+  private static void reply(ChannelHandlerContext ctx, int status, String phrase, String body) {
+    Object response = ctx.pipeline().get(PipelineNames.HTTP) != null
+        ? HttpResponses.full(ctx.alloc(), status, phrase, body, true)
+        : HttpResponses.of(ctx.alloc(), status, phrase, body, true);
+    ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  /** A one-line explanation of a refusal reason, for response bodies. */
+  static String explain(String reason) {
+    return switch (reason) {
+      case "no-match" -> "no-match (no rule allows this destination and port)";
+      case "deny-rule" -> "deny-rule (a rule denies this destination)";
+      case "private-destination" -> "private-destination (private, loopback or link-local"
+          + " address; see policy.allowDestinationCidrs)";
+      case "invalid-host" -> "invalid-host (not a valid DNS name or IP address)";
+      default -> reason;
+    };
+  }
+
+  /** The response for an upstream failure, with the connection's reason set. */
+  record UpstreamFailure(int status, String phrase) {
+    static UpstreamFailure of(ProxyRuntime runtime, Connection c, Throwable cause) {
+      if (cause instanceof UpstreamConnector.UpstreamException u) {
+        switch (u.failure()) {
+          case PRIVATE_DESTINATION -> {
+            c.decision = runtime.decider().policy().privateDestination();
+            c.reason = null;
+            return new UpstreamFailure(403, "Forbidden");
+          }
+          case TIMEOUT -> {
+            c.reason = "upstream-timeout";
+            return new UpstreamFailure(504, "Gateway Timeout");
+          }
+          default -> {
+            c.reason = "upstream-error";
+            return new UpstreamFailure(502, "Bad Gateway");
+          }
+        }
+      }
+      c.reason = "upstream-error";
+      return new UpstreamFailure(502, "Bad Gateway");
+    }
+  }
+}

@@ -1,0 +1,117 @@
+package org.egressproxy.log;
+
+import java.time.Instant;
+import java.util.List;
+import org.egressproxy.policy.Decision;
+
+/**
+ * What the proxy knows about one client connection (or one request on a kept-alive HTTP
+ * connection): filled in as it learns it, logged at the decision and, for allowed traffic, at
+ * close. Confined to the connection's event loop.
+ */
+public final class Connection {
+  public final String listener;
+  public final String client;
+  public final long startNanos = System.nanoTime();
+  public String method;
+  public String host;
+  public int port;
+  public String sni;
+  public List<String> alpn;
+  public Boolean ech;
+  public Decision decision;
+  /** Overrides the decision's reason (sni-mismatch, no-sni, bad-request, upstream-error, ...). */
+  public String reason;
+  public String upstream;
+  public long bytesUp;
+  public long bytesDown;
+
+  public Connection(String listener, String client) {
+    this.listener = listener;
+    this.client = client;
+  }
+
+  public String reasonId() {
+    return reason != null ? reason : decision != null ? decision.reason().id() : null;
+  }
+
+  /** Allowed (or forwarded in report mode) and not refused afterwards. */
+  public boolean allowed() {
+    return decision != null && decision.allowed() && reason == null;
+  }
+
+  /** One JSON object: the contract's fields, absent when unknown. */
+  public String toJson(String event, Instant now) {
+    StringBuilder sb = new StringBuilder(256);
+    sb.append("{\"ts\":\"").append(now).append('"');
+    str(sb, "event", event);
+    str(sb, "listener", listener);
+    str(sb, "client", client);
+    str(sb, "method", method);
+    str(sb, "host", host);
+    if (port > 0) {
+      sb.append(",\"port\":").append(port);
+    }
+    str(sb, "sni", sni);
+    if (alpn != null) {
+      sb.append(",\"alpn\":[");
+      for (int i = 0; i < alpn.size(); i++) {
+        if (i > 0) {
+          sb.append(',');
+        }
+        quote(sb, alpn.get(i));
+      }
+      sb.append(']');
+    }
+    if (ech != null) {
+      sb.append(",\"ech\":").append(ech);
+    }
+    boolean denied = reason != null || decision == null || !decision.allowed();
+    str(sb, "decision", denied ? "deny" : "allow");
+    if (decision != null && !decision.enforced() && reason == null) {
+      sb.append(",\"enforced\":false");
+    }
+    str(sb, "reason", reasonId());
+    if (decision != null && decision.rule() != null) {
+      str(sb, "rule", decision.rule().pattern());
+      str(sb, "catalog", decision.rule().catalog());
+    }
+    str(sb, "upstream", upstream);
+    if ("close".equals(event)) {
+      sb.append(",\"bytesUp\":").append(bytesUp);
+      sb.append(",\"bytesDown\":").append(bytesDown);
+      sb.append(",\"durationMs\":").append((System.nanoTime() - startNanos) / 1_000_000);
+    }
+    return sb.append('}').toString();
+  }
+
+  private static void str(StringBuilder sb, String key, String value) {
+    if (value != null) {
+      sb.append(",\"").append(key).append("\":");
+      quote(sb, value);
+    }
+  }
+
+  /** JSON string escaping: quotes, backslash, and every control character. */
+  static void quote(StringBuilder sb, String s) {
+    sb.append('"');
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      switch (c) {
+        case '"' -> sb.append("\\\"");
+        case '\\' -> sb.append("\\\\");
+        case '\n' -> sb.append("\\n");
+        case '\r' -> sb.append("\\r");
+        case '\t' -> sb.append("\\t");
+        default -> {
+          if (c < 0x20 || c == 0x7f || (c >= 0x2028 && c <= 0x2029)) {
+            sb.append(String.format("\\u%04x", (int) c));
+          } else {
+            sb.append(c);
+          }
+        }
+      }
+    }
+    sb.append('"');
+  }
+}

@@ -1,0 +1,176 @@
+package org.egressproxy.log;
+
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+import org.apache.logging.log4j.core.Appender;
+import org.apache.logging.log4j.core.appender.ConsoleAppender;
+import org.apache.logging.log4j.core.appender.RollingFileAppender;
+import org.apache.logging.log4j.core.appender.rolling.CompositeTriggeringPolicy;
+import org.apache.logging.log4j.core.appender.rolling.DefaultRolloverStrategy;
+import org.apache.logging.log4j.core.appender.rolling.SizeBasedTriggeringPolicy;
+import org.apache.logging.log4j.core.appender.rolling.TimeBasedTriggeringPolicy;
+import org.apache.logging.log4j.core.impl.Log4jLogEvent;
+import org.apache.logging.log4j.core.layout.PatternLayout;
+import org.apache.logging.log4j.message.SimpleMessage;
+
+/**
+ * The decision log: JSON Lines, one {@code decision} event per decision and one {@code close}
+ * event per allowed connection. Event loops only hand a finished line to a bounded queue; one
+ * writer thread appends through Log4j2 (a rolling file: 100 MB or daily, 10 kept, gzipped; or the
+ * console for "-"). A full queue, a full disk or a read-only file never blocks traffic: the line
+ * is dropped and counted.
+ */
+public final class DecisionLog implements AutoCloseable {
+  static final int QUEUE = 65_536;
+
+  private final BlockingQueue<String> queue = new ArrayBlockingQueue<>(QUEUE);
+  private final LongAdder dropped = new LongAdder();
+  private final LongAdder written = new LongAdder();
+  private final Appender appender;
+  private final Thread writer;
+  private final Clock clock;
+  private volatile boolean closing;
+
+  private DecisionLog(Appender appender, Clock clock) {
+    this.appender = appender;
+    this.clock = clock;
+    this.writer = appender == null ? null : new Thread(this::drain, "decision-log");
+    if (writer != null) {
+      writer.setDaemon(true);
+      writer.start();
+    }
+  }
+
+  /** A log that writes nothing (no {@code decisionLog.path}). */
+  public static DecisionLog disabled() {
+    return new DecisionLog(null, Clock.systemUTC());
+  }
+
+  /** A log to {@code path}, or to standard output for "-". */
+  public static DecisionLog open(String path) {
+    Appender a;
+    PatternLayout layout = PatternLayout.newBuilder().withPattern("%m%n").build();
+    if ("-".equals(path)) {
+      a = ConsoleAppender.newBuilder().setName("decisions").setLayout(layout)
+          .setIgnoreExceptions(false).build();
+    } else {
+      a = RollingFileAppender.newBuilder()
+          .setName("decisions")
+          .withFileName(path)
+          .withFilePattern(path + ".%d{yyyy-MM-dd}.%i.gz")
+          .withPolicy(CompositeTriggeringPolicy.createPolicy(
+              SizeBasedTriggeringPolicy.createPolicy("100MB"),
+              TimeBasedTriggeringPolicy.newBuilder().build()))
+          .withStrategy(DefaultRolloverStrategy.newBuilder().withMax("10").build())
+          .withImmediateFlush(false)
+          .setBufferedIo(true)
+          .setLayout(layout)
+          .setIgnoreExceptions(false)
+          .build();
+      if (a == null) {
+        throw new IllegalArgumentException("cannot open the decision log " + path);
+      }
+    }
+    a.start();
+    return new DecisionLog(a, Clock.systemUTC());
+  }
+
+  public void decision(Connection c) {
+    offer(c, "decision");
+  }
+
+  public void close(Connection c) {
+    offer(c, "close");
+  }
+
+  private void offer(Connection c, String event) {
+    if (appender == null) {
+      return;
+    }
+    if (closing || !queue.offer(c.toJson(event, clock.instant()))) {
+      dropped.increment();
+    }
+  }
+
+  /** Lines that could not be written (queue full, write failed). */
+  public long dropped() {
+    return dropped.sum();
+  }
+
+  public long written() {
+    return written.sum();
+  }
+
+  private void drain() {
+    List<String> batch = new ArrayList<>(256);
+    while (true) {
+      try {
+        String first = queue.poll(200, TimeUnit.MILLISECONDS);
+        if (first == null) {
+          if (closing) {
+            return;
+          }
+          continue;
+        }
+        batch.add(first);
+        queue.drainTo(batch, 1023);
+        for (String line : batch) {
+          try {
+            appender.append(Log4jLogEvent.newBuilder().setMessage(new SimpleMessage(line)).build());
+            written.increment();
+          } catch (RuntimeException e) { // full disk, read-only file, closed stream
+            dropped.increment();
+          }
+        }
+        batch.clear();
+        if (queue.isEmpty()) {
+          flush();
+        }
+      } catch (InterruptedException e) {
+        return;
+      }
+    }
+  }
+
+  private void flush() {
+    try {
+      if (appender instanceof RollingFileAppender r) {
+        r.getManager().flush();
+      }
+    } catch (RuntimeException e) {
+      // counted when the next append fails
+    }
+  }
+
+  /** Writes what is queued (bounded wait), then stops. */
+  @Override
+  public void close() {
+    if (writer == null) {
+      return;
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (!queue.isEmpty() && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    closing = true;
+    try {
+      writer.join(2000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    dropped.add(queue.size());
+    queue.clear();
+    flush();
+    appender.stop();
+  }
+}

@@ -1,0 +1,96 @@
+package org.egressproxy.metrics;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.cache.CaffeineCacheMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * The contract's metrics, registered once. Names here are Micrometer's; Prometheus renders
+ * {@code egress.decisions} as {@code egress_decisions_total}, and so on.
+ *
+ * <ul>
+ *   <li>{@code egress_decisions_total{listener,decision,reason}}
+ *   <li>{@code egress_connections_active{listener}}
+ *   <li>{@code egress_bytes_total{listener,direction}} ({@code up} = client to upstream)
+ *   <li>{@code egress_upstream_connect_seconds} (histogram)
+ *   <li>{@code cache_gets_total{cache="decisions",result}} (Micrometer's Caffeine binder)
+ *   <li>{@code egress_decision_log_dropped_total}
+ * </ul>
+ */
+public final class ProxyMetrics {
+  private final PrometheusMeterRegistry registry =
+      new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+  private final Map<String, Counter> decisions = new ConcurrentHashMap<>();
+  private final Map<String, Listener> listeners = new ConcurrentHashMap<>();
+  private final Timer connect;
+
+  /** Per-listener meters, looked up once per connection. */
+  public static final class Listener {
+    public final AtomicInteger active = new AtomicInteger();
+    public final Counter bytesUp;
+    public final Counter bytesDown;
+
+    Listener(Counter up, Counter down) {
+      this.bytesUp = up;
+      this.bytesDown = down;
+    }
+  }
+
+  public ProxyMetrics() {
+    connect = Timer.builder("egress.upstream.connect")
+        .description("Time to establish the upstream TCP connection")
+        .publishPercentileHistogram()
+        .register(registry);
+  }
+
+  public PrometheusMeterRegistry registry() {
+    return registry;
+  }
+
+  public Listener listener(String name) {
+    return listeners.computeIfAbsent(name, n -> {
+      Listener l = new Listener(
+          Counter.builder("egress.bytes").tag("listener", n).tag("direction", "up")
+              .description("Bytes relayed; up = client to upstream").register(registry),
+          Counter.builder("egress.bytes").tag("listener", n).tag("direction", "down")
+              .description("Bytes relayed; up = client to upstream").register(registry));
+      Gauge.builder("egress.connections.active", l.active, AtomicInteger::get)
+          .tag("listener", n).description("Open client connections").register(registry);
+      return l;
+    });
+  }
+
+  public void decision(String listener, boolean allowed, String reason) {
+    String key = listener + '\0' + allowed + '\0' + reason;
+    decisions.computeIfAbsent(key, k -> Counter.builder("egress.decisions")
+        .tag("listener", listener).tag("decision", allowed ? "allow" : "deny")
+        .tag("reason", reason).description("Decisions made").register(registry)).increment();
+  }
+
+  public Timer upstreamConnect() {
+    return connect;
+  }
+
+  public void bindDecisionCache(Cache<?, ?> cache) {
+    CaffeineCacheMetrics.monitor(registry, cache, "decisions");
+  }
+
+  public <T> void bindDecisionLogDrops(T log, ToDoubleFunction<T> dropped) {
+    FunctionCounter.builder("egress.decision.log.dropped", log, dropped)
+        .description("Decision log lines that could not be written").register(registry);
+  }
+
+  /** The Prometheus text exposition. */
+  public String scrape() {
+    return registry.scrape();
+  }
+}

@@ -1,0 +1,31 @@
+package org.egressproxy.net;
+
+/**
+ * Every handler name, in pipeline order (top = first to see inbound bytes).
+ *
+ * <pre>
+ * client channel, every listener:
+ *   idle        IdleStateHandler (timeouts.idle)
+ *   tracker     ConnectionTracker: Connection record, active gauge, close event, idle close
+ * tls-sni:
+ *   sni         TlsSniHandler: reads the ClientHello, decides, connects; replaced by relay
+ * http-proxy:
+ *   http        HttpServerCodec        (removed when a CONNECT tunnel is set up)
+ *   proxy       HttpProxyHandler       (replaced by sni-check and relay for a tunnel)
+ *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
+ * relay         Relay, once the upstream is connected
+ * upstream channel:
+ *   relay       Relay towards the client
+ * </pre>
+ */
+public final class PipelineNames {
+  public static final String IDLE = "idle";
+  public static final String TRACKER = "tracker";
+  public static final String SNI = "sni";
+  public static final String HTTP = "http";
+  public static final String PROXY = "proxy";
+  public static final String SNI_CHECK = "sni-check";
+  public static final String RELAY = "relay";
+
+  private PipelineNames() {}
+}

@@ -1,0 +1,147 @@
+package org.egressproxy.net;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.util.concurrent.GlobalEventExecutor;
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.egressproxy.config.Config;
+import org.egressproxy.http.HttpHostHandler;
+import org.egressproxy.http.HttpProxyHandler;
+import org.egressproxy.log.DecisionLog;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.policy.Decider;
+import org.egressproxy.tunnel.TlsSniHandler;
+import org.egressproxy.tunnel.UpstreamConnector;
+
+/**
+ * The data plane: binds every listener on the selected transport and builds each connection's
+ * pipeline by listener mode ({@link PipelineNames} shows the order).
+ */
+public final class ProxyServer implements AutoCloseable {
+  /** Request line and header limits of the HTTP listeners; larger heads get a 431. */
+  public static final int MAX_INITIAL_LINE = 8 * 1024;
+  public static final int MAX_HEADER_SIZE = 16 * 1024;
+
+  /** A listener that could not be bound: the message says which and why. */
+  public static final class BindException extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    BindException(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  private final Transport transport;
+  private final EventLoopGroup boss;
+  private final EventLoopGroup workers;
+  private final ProxyRuntime runtime;
+  private final ChannelGroup listening = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+  private final ChannelGroup clients = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+  private final Map<String, InetSocketAddress> bound = new LinkedHashMap<>();
+
+  public ProxyServer(Config config, Decider decider, DecisionLog log, ProxyMetrics metrics,
+      Transport transport) {
+    this.transport = transport;
+    this.boss = transport.newGroup(1, "egress-accept");
+    this.workers = transport.newGroup(0, "egress-io");
+    UpstreamConnector connector = new UpstreamConnector(transport, workers, config, metrics);
+    this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
+        config.requireSniMatch());
+  }
+
+  public Transport transport() {
+    return transport;
+  }
+
+  public ProxyRuntime runtime() {
+    return runtime;
+  }
+
+  /** Binds every listener; on the first failure, unbinds the others and throws. */
+  public void start(List<Config.Listener> listeners) throws BindException {
+    for (Config.Listener l : listeners) {
+      ServerBootstrap b = new ServerBootstrap()
+          .group(boss, workers)
+          .channel(transport.serverChannel())
+          .option(ChannelOption.SO_BACKLOG, 1024)
+          .option(ChannelOption.SO_REUSEADDR, true)
+          .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+          .childOption(ChannelOption.TCP_NODELAY, true)
+          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
+              new WriteBufferWaterMark(32 * 1024, 64 * 1024))
+          .childHandler(initializer(l));
+      InetSocketAddress addr = new InetSocketAddress(
+          org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());
+      try {
+        Channel ch = b.bind(addr).sync().channel();
+        listening.add(ch);
+        bound.put(l.name(), (InetSocketAddress) ch.localAddress());
+      } catch (Exception e) {
+        close();
+        throw new BindException("cannot bind listener '" + l.name() + "' (" + l.mode().id()
+            + ") to " + l.bind() + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
+  /** Where each listener is bound (its real port when the configuration said 0). */
+  public Map<String, InetSocketAddress> boundAddresses() {
+    return Map.copyOf(bound);
+  }
+
+  private ChannelInitializer<Channel> initializer(Config.Listener l) {
+    long idleMs = runtime.timeouts().idle().toMillis();
+    return new ChannelInitializer<>() {
+      @Override
+      protected void initChannel(Channel ch) {
+        clients.add(ch);
+        ch.pipeline().addLast(PipelineNames.IDLE,
+            new IdleStateHandler(0, 0, idleMs, TimeUnit.MILLISECONDS));
+        ch.pipeline().addLast(PipelineNames.TRACKER, new ConnectionTracker(l.name(), runtime));
+        switch (l.mode()) {
+          case HTTP_PROXY -> {
+            ch.pipeline().addLast(PipelineNames.HTTP,
+                new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
+            ch.pipeline().addLast(PipelineNames.PROXY, new HttpProxyHandler(runtime));
+          }
+          case HTTP_HOST -> {
+            ch.pipeline().addLast(PipelineNames.HTTP,
+                new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
+            ch.pipeline().addLast(PipelineNames.PROXY,
+                new HttpHostHandler(runtime, l.upstreamPort()));
+          }
+          case TLS_SNI -> ch.pipeline().addLast(PipelineNames.SNI,
+              new TlsSniHandler(runtime, l.upstreamPort()));
+          default -> throw new IllegalStateException("unknown mode " + l.mode());
+        }
+      }
+    };
+  }
+
+  /** Stops accepting, closes every connection, releases the event loops. */
+  @Override
+  public void close() {
+    listening.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    clients.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    runtime.connector().close();
+    List<io.netty.util.concurrent.Future<?>> done = new ArrayList<>();
+    done.add(boss.shutdownGracefully(0, 2, TimeUnit.SECONDS));
+    done.add(workers.shutdownGracefully(0, 2, TimeUnit.SECONDS));
+    for (io.netty.util.concurrent.Future<?> f : done) {
+      f.awaitUninterruptibly(5, TimeUnit.SECONDS);
+    }
+  }
+}

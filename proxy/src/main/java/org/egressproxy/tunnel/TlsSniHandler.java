@@ -1,0 +1,163 @@
+package org.egressproxy.tunnel;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.ssl.SslClientHelloHandler;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.egressproxy.log.Connection;
+import org.egressproxy.match.Protocol;
+import org.egressproxy.net.PipelineNames;
+import org.egressproxy.net.ProxyRuntime;
+import org.egressproxy.peek.ClientHello;
+import org.egressproxy.policy.Decision;
+import org.egressproxy.policy.Destination;
+
+/**
+ * Transparent TLS ({@code tls-sni}): Netty's {@link SslClientHelloHandler} reassembles the
+ * ClientHello across TCP segments and TLS records without consuming a byte; this handler reads
+ * the SNI and ALPN, decides, connects to {@code SNI:upstreamPort}, and then removes itself, so the
+ * ClientHello reaches the upstream exactly as the client sent it, record framing included.
+ * Reads are suppressed while the decision and the connect are pending. Denied or no SNI: a fatal
+ * {@code access_denied} alert, then close; bytes that are not TLS: close.
+ */
+public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
+  /** Upper bound of a ClientHello we reassemble (post-quantum ones are ~2 KB). */
+  public static final int MAX_CLIENT_HELLO = 32 * 1024;
+
+  private final ProxyRuntime runtime;
+  private final int upstreamPort;
+  private int firstByte = -1;
+  private boolean decided;
+  private ScheduledFuture<?> timeout;
+
+  public TlsSniHandler(ProxyRuntime runtime, int upstreamPort) {
+    super(MAX_CLIENT_HELLO);
+    this.runtime = runtime;
+    this.upstreamPort = upstreamPort;
+  }
+
+  @Override
+  public void handlerAdded(ChannelHandlerContext ctx) throws Exception {
+    super.handlerAdded(ctx);
+    long ms = runtime.timeouts().clientHello().toMillis();
+    timeout = ctx.executor().schedule(() -> {
+      Connection c = ProxyRuntime.connection(ctx.channel());
+      if (c != null && c.decision == null && c.reason == null) {
+        c.method = "TLS";
+        c.reason = "client-hello-timeout";
+        runtime.decided(c);
+      }
+      ctx.close();
+    }, ms, TimeUnit.MILLISECONDS);
+  }
+
+  @Override
+  protected void handlerRemoved0(ChannelHandlerContext ctx) throws Exception {
+    if (timeout != null) {
+      timeout.cancel(false);
+    }
+    super.handlerRemoved0(ctx);
+  }
+
+  @Override
+  protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
+      throws Exception {
+    if (decided) {
+      in.skipBytes(in.readableBytes()); // refused and closing: nothing more is read
+      return;
+    }
+    if (firstByte < 0 && in.isReadable()) {
+      firstByte = in.getUnsignedByte(in.readerIndex());
+    }
+    super.decode(ctx, in, out);
+  }
+
+  @Override
+  protected Future<Channel> lookup(ChannelHandlerContext ctx, ByteBuf body) {
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    decided = true;
+    c.method = "TLS";
+    c.port = upstreamPort;
+    if (body == null) {
+      return refuse(ctx, c, "bad-request", firstByte == 0x16);
+    }
+    ClientHello hello;
+    try {
+      hello = ClientHello.parse(body);
+    } catch (ClientHello.MalformedException e) {
+      return refuse(ctx, c, "bad-request", true);
+    }
+    c.sni = hello.serverName();
+    c.alpn = hello.alpn();
+    c.ech = hello.ech() ? Boolean.TRUE : null;
+    if (hello.serverNames() > 1) {
+      return refuse(ctx, c, "bad-request", true); // two names: which one would the server use?
+    }
+    if (hello.serverName() == null) {
+      return refuse(ctx, c, "no-sni", true);
+    }
+    Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS);
+    c.host = d.host();
+    if (d.isIp()) {
+      return refuse(ctx, c, "invalid-host", true); // RFC 6066: SNI is never an address
+    }
+    Decision decision = runtime.decider().decide(d);
+    c.decision = decision;
+    if (!decision.forward()) {
+      runtime.decided(c);
+      return alertAndClose(ctx, TlsAlerts.ACCESS_DENIED);
+    }
+    return runtime.connector().connect(ctx.channel().eventLoop(), d,
+        runtime.decider().policy(), Tunnels.emptyInit());
+  }
+
+  @Override
+  protected void onLookupComplete(ChannelHandlerContext ctx, Future<Channel> future) {
+    if (timeout != null) {
+      timeout.cancel(false);
+    }
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    if (!future.isSuccess()) {
+      Upstreams.failed(runtime, c, future.cause());
+      runtime.decided(c);
+      alertAndClose(ctx, "private-destination".equals(c.reasonId())
+          ? TlsAlerts.ACCESS_DENIED : TlsAlerts.INTERNAL_ERROR);
+      return;
+    }
+    Channel upstream = future.getNow();
+    if (upstream == null) {
+      return; // refused in lookup: the alert is on its way and the channel is closing
+    }
+    if (!ctx.channel().isActive()) {
+      upstream.close();
+      return;
+    }
+    runtime.decided(c);
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+        PipelineNames.SNI);
+    // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
+    ctx.pipeline().remove(this);
+  }
+
+  private Future<Channel> refuse(ChannelHandlerContext ctx, Connection c, String reason,
+      boolean alert) {
+    c.reason = reason;
+    runtime.decided(c);
+    if (alert) {
+      return alertAndClose(ctx, TlsAlerts.ACCESS_DENIED);
+    }
+    ctx.close();
+    return ctx.executor().newSucceededFuture(null);
+  }
+
+  private static Future<Channel> alertAndClose(ChannelHandlerContext ctx, int description) {
+    ctx.writeAndFlush(TlsAlerts.fatal(ctx.alloc(), description))
+        .addListener(ChannelFutureListener.CLOSE);
+    return ctx.executor().newSucceededFuture(null);
+  }
+}

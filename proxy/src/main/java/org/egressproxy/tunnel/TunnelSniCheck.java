@@ -1,0 +1,91 @@
+package org.egressproxy.tunnel;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.handler.ssl.SslClientHelloHandler;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.egressproxy.log.Connection;
+import org.egressproxy.match.HostName;
+import org.egressproxy.net.ProxyRuntime;
+import org.egressproxy.peek.ClientHello;
+
+/**
+ * In a CONNECT tunnel, when the client's first bytes are a TLS ClientHello, its SNI must name the
+ * host the CONNECT authorized; otherwise the tunnel is closed before any client byte reaches the
+ * upstream ({@code sni-mismatch}). Bytes that are not TLS pass unchanged. The handler removes
+ * itself once it has seen the ClientHello, leaving the plain relay.
+ */
+public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
+  private final ProxyRuntime runtime;
+  private final Channel upstream;
+  private ScheduledFuture<?> timeout;
+  private boolean checked;
+
+  public TunnelSniCheck(ProxyRuntime runtime, Channel upstream) {
+    super(TlsSniHandler.MAX_CLIENT_HELLO);
+    this.runtime = runtime;
+    this.upstream = upstream;
+  }
+
+  @Override
+  protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
+      throws Exception {
+    if (!checked && in.isReadable()) {
+      checked = true;
+      if (in.getUnsignedByte(in.readerIndex()) != 0x16) {
+        ctx.pipeline().remove(this); // not TLS: nothing to check, the bytes go on unchanged
+        return;
+      }
+      long ms = runtime.timeouts().clientHello().toMillis();
+      timeout = ctx.executor().schedule(() -> {
+        ctx.close();
+        upstream.close();
+      }, ms, TimeUnit.MILLISECONDS);
+    }
+    super.decode(ctx, in, out);
+  }
+
+  @Override
+  protected void handlerRemoved0(ChannelHandlerContext ctx) throws Exception {
+    if (timeout != null) {
+      timeout.cancel(false);
+    }
+    super.handlerRemoved0(ctx);
+  }
+
+  @Override
+  protected Future<Void> lookup(ChannelHandlerContext ctx, ByteBuf body) {
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    if (body != null) {
+      try {
+        ClientHello hello = ClientHello.parse(body);
+        c.sni = hello.serverName();
+        c.alpn = hello.alpn();
+        c.ech = hello.ech() ? Boolean.TRUE : null;
+        String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
+        boolean mismatch = hello.serverName() != null && !c.host.equals(sni);
+        if (runtime.requireSniMatch() && (mismatch || hello.serverNames() > 1)) {
+          c.reason = "sni-mismatch";
+          runtime.decided(c);
+          ctx.close();
+          upstream.close();
+        }
+      } catch (ClientHello.MalformedException e) {
+        // Not a ClientHello we can read: the upstream's TLS stack will refuse it.
+      }
+    }
+    return ctx.executor().newSucceededFuture(null);
+  }
+
+  @Override
+  protected void onLookupComplete(ChannelHandlerContext ctx, Future<Void> future) {
+    if (ctx.channel().isActive() && !"sni-mismatch".equals(
+        ProxyRuntime.connection(ctx.channel()).reason)) {
+      ctx.pipeline().remove(this);
+    }
+  }
+}

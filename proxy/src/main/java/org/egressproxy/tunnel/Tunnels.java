@@ -1,0 +1,42 @@
+package org.egressproxy.tunnel;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelInitializer;
+import java.net.InetSocketAddress;
+import org.egressproxy.log.Connection;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.net.PipelineNames;
+
+/** Joining a client channel and a connected upstream channel into a relay. */
+public final class Tunnels {
+  private Tunnels() {}
+
+  /** The upstream channel's initializer: nothing until the relay is installed. */
+  public static ChannelInitializer<Channel> emptyInit() {
+    return new ChannelInitializer<>() {
+      @Override
+      protected void initChannel(Channel ch) {}
+    };
+  }
+
+  /**
+   * Installs the two relay directions. The client-side relay goes {@code after} the named
+   * handler (or last when null); the caller removes its one-shot handlers afterwards.
+   */
+  public static void join(Channel client, Channel upstream, Connection c,
+      ProxyMetrics.Listener meters, String after) {
+    if (upstream.remoteAddress() instanceof InetSocketAddress a) {
+      String ip = a.getAddress().getHostAddress();
+      c.upstream = (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
+    }
+    upstream.pipeline().addLast(PipelineNames.RELAY,
+        new Relay(client, c, false, meters.bytesDown, null));
+    ChannelHandler toUpstream = new Relay(upstream, c, true, meters.bytesUp, null);
+    if (after == null) {
+      client.pipeline().addLast(PipelineNames.RELAY, toUpstream);
+    } else {
+      client.pipeline().addAfter(after, PipelineNames.RELAY, toUpstream);
+    }
+  }
+}

@@ -1,0 +1,178 @@
+package org.egressproxy.tunnel;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.resolver.HostsFileEntriesResolver;
+import io.netty.resolver.ResolvedAddressTypes;
+import io.netty.resolver.dns.DnsNameResolver;
+import io.netty.resolver.dns.DnsNameResolverBuilder;
+import io.netty.resolver.dns.DnsServerAddressStreamProviders;
+import io.netty.resolver.dns.SequentialDnsServerAddressStreamProvider;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.egressproxy.config.Config;
+import org.egressproxy.config.HostPort;
+import org.egressproxy.match.IpLiteral;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.net.Transport;
+import org.egressproxy.policy.CompiledPolicy;
+import org.egressproxy.policy.Destination;
+
+/**
+ * Resolves an authorized destination and connects to it. The address is the one this proxy
+ * resolves for the name it authorized ({@code resolver.hosts} first, then /etc/hosts, then DNS
+ * with its TTLs), never one the client chose; resolved addresses in private ranges are dropped
+ * unless {@code allowDestinationCidrs} covers them; the remaining addresses are tried in order,
+ * each with the connect timeout.
+ */
+public final class UpstreamConnector implements AutoCloseable {
+  /** Why a connection could not be made: what the refusal says. */
+  public enum Failure {
+    UNRESOLVABLE,
+    PRIVATE_DESTINATION,
+    REFUSED,
+    TIMEOUT
+  }
+
+  /** A failed connect. */
+  public static final class UpstreamException extends Exception {
+    private static final long serialVersionUID = 1L;
+    private final Failure failure;
+
+    UpstreamException(Failure failure, String message) {
+      super(message, null, false, false);
+      this.failure = failure;
+    }
+
+    public Failure failure() {
+      return failure;
+    }
+  }
+
+  private final Transport transport;
+  private final DnsNameResolver resolver;
+  private final Map<String, IpLiteral> hosts;
+  private final long connectTimeoutMillis;
+  private final ProxyMetrics metrics;
+
+  public UpstreamConnector(Transport transport, EventLoopGroup group, Config config,
+      ProxyMetrics metrics) {
+    this.transport = transport;
+    this.hosts = config.resolverHosts();
+    this.connectTimeoutMillis = config.timeouts().connect().toMillis();
+    this.metrics = metrics;
+    DnsNameResolverBuilder b = new DnsNameResolverBuilder(group.next())
+        .datagramChannelType(transport.datagramChannel())
+        .socketChannelType(transport.socketChannel())
+        .queryTimeoutMillis(config.timeouts().dns().toMillis())
+        .resolvedAddressTypes(ResolvedAddressTypes.IPV4_PREFERRED)
+        .hostsFileEntriesResolver(this::fromHosts);
+    if (!config.resolverServers().isEmpty()) {
+      List<InetSocketAddress> servers = new ArrayList<>();
+      for (HostPort hp : config.resolverServers()) {
+        servers.add(new InetSocketAddress(inet(hp.address()), hp.port()));
+      }
+      b.nameServerProvider(new SequentialDnsServerAddressStreamProvider(servers));
+    } else {
+      b.nameServerProvider(DnsServerAddressStreamProviders.platformDefault());
+    }
+    this.resolver = b.build();
+  }
+
+  private InetAddress fromHosts(String name, ResolvedAddressTypes types) {
+    IpLiteral ip = hosts.get(name.toLowerCase(java.util.Locale.ROOT));
+    if (ip != null) {
+      return inet(ip);
+    }
+    return HostsFileEntriesResolver.DEFAULT.address(name, types);
+  }
+
+  public static InetAddress inet(IpLiteral ip) {
+    try {
+      return InetAddress.getByAddress(ip.bytes());
+    } catch (UnknownHostException e) {
+      throw new IllegalArgumentException(e);
+    }
+  }
+
+  /**
+   * Connects to {@code d} on {@code loop} (the client's loop, so both channels share a thread).
+   * The new channel has auto-read off and an empty pipeline but for {@code init}.
+   */
+  public Future<Channel> connect(EventLoop loop, Destination d, CompiledPolicy policy,
+      ChannelInitializer<Channel> init) {
+    Promise<Channel> promise = loop.newPromise();
+    if (d.isIp()) {
+      tryConnect(loop, List.of(inet(d.ip())), 0, d.port(), init, promise, null);
+      return promise;
+    }
+    resolver.resolveAll(d.host()).addListener((Future<List<InetAddress>> f) -> {
+      if (!f.isSuccess()) {
+        promise.tryFailure(new UpstreamException(Failure.UNRESOLVABLE,
+            d.host() + " does not resolve"));
+        return;
+      }
+      List<InetAddress> usable = new ArrayList<>();
+      for (InetAddress a : f.getNow()) {
+        if (!policy.refuses(IpLiteral.of(a))) {
+          usable.add(a);
+        }
+      }
+      if (usable.isEmpty()) {
+        promise.tryFailure(new UpstreamException(Failure.PRIVATE_DESTINATION,
+            d.host() + " resolves only to private or reserved addresses " + f.getNow()));
+        return;
+      }
+      loop.execute(() -> tryConnect(loop, usable, 0, d.port(), init, promise, null));
+    });
+    return promise;
+  }
+
+  private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
+      ChannelInitializer<Channel> init, Promise<Channel> promise, Throwable last) {
+    if (index >= addresses.size()) {
+      boolean timeout = last instanceof io.netty.channel.ConnectTimeoutException;
+      promise.tryFailure(new UpstreamException(timeout ? Failure.TIMEOUT : Failure.REFUSED,
+          (timeout ? "connect timed out: " : "connect failed: ")
+              + (last == null ? "no address" : last.getMessage())));
+      return;
+    }
+    long start = System.nanoTime();
+    ChannelFuture cf = new Bootstrap()
+        .group(loop)
+        .channel(transport.socketChannel())
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
+        .option(ChannelOption.AUTO_READ, false)
+        .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .handler(init)
+        .connect(new InetSocketAddress(addresses.get(index), port));
+    cf.addListener((ChannelFuture f) -> {
+      if (f.isSuccess()) {
+        metrics.upstreamConnect().record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+        if (!promise.trySuccess(f.channel())) {
+          f.channel().close(); // the client went away meanwhile
+        }
+      } else {
+        tryConnect(loop, addresses, index + 1, port, init, promise, f.cause());
+      }
+    });
+  }
+
+  @Override
+  public void close() {
+    resolver.close();
+  }
+}

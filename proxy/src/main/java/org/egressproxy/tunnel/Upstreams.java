@@ -1,0 +1,19 @@
+package org.egressproxy.tunnel;
+
+import org.egressproxy.log.Connection;
+import org.egressproxy.net.ProxyRuntime;
+
+/** Turning an upstream failure into the connection's decision and reason. */
+final class Upstreams {
+  private Upstreams() {}
+
+  static void failed(ProxyRuntime runtime, Connection c, Throwable cause) {
+    if (cause instanceof UpstreamConnector.UpstreamException u
+        && u.failure() == UpstreamConnector.Failure.PRIVATE_DESTINATION) {
+      c.decision = runtime.decider().policy().privateDestination();
+      c.reason = null;
+    } else {
+      c.reason = "upstream-error";
+    }
+  }
+}
