@@ -150,7 +150,7 @@ public final class ConfigLoader {
         y.error(item, "two listeners are named '" + name + "' (the other at line "
             + sameName.at().line() + "); names appear in logs and metrics and must differ");
       }
-      Listener sameBind = byBind.putIfAbsent(bind, l);
+      Listener sameBind = bind.port() == 0 ? null : byBind.putIfAbsent(bind, l); // 0: any port
       if (sameBind != null) {
         y.error(bindNode, "listener '" + name + "' binds " + bind + ", as does '"
             + sameBind.name() + "' (line " + sameBind.at().line() + ")");

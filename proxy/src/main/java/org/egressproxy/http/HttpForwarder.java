@@ -64,6 +64,7 @@ final class HttpForwarder {
   private boolean discarding; // the body of a refused request
   private boolean closeAfter;
   private boolean informational;
+  private boolean headRequest;
 
   HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
     this.runtime = runtime;
@@ -181,6 +182,7 @@ final class HttpForwarder {
     copyEndToEnd(req.headers(), out.headers());
     out.headers().set(HttpHeaderNames.HOST, hostHeader);
     closeAfter = !HttpUtil.isKeepAlive(req);
+    headRequest = req.method().equals(io.netty.handler.codec.http.HttpMethod.HEAD);
     exchange = c;
     requestDone = false;
     String key = d.host() + ":" + port;
@@ -191,8 +193,9 @@ final class HttpForwarder {
       return;
     }
     if (upstream != null) {
-      upstream.close();
-      upstream = null;
+      Channel old = upstream;
+      upstream = null; // before closing: its handler must know it is no longer current
+      old.close();
     }
     ctx.channel().config().setAutoRead(false); // hold the body until the upstream is there
     connecting = true;
@@ -343,7 +346,7 @@ final class HttpForwarder {
   private final class ResponseRelay extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext uctx, Object msg) {
-      if (!(msg instanceof HttpObject) || exchange == null) {
+      if (!(msg instanceof HttpObject) || exchange == null || uctx.channel() != upstream) {
         ReferenceCountUtil.release(msg);
         return;
       }
@@ -351,8 +354,15 @@ final class HttpForwarder {
         int code = resp.status().code();
         informational = code >= 100 && code < 200 && code != 101;
         HttpResponse out = new io.netty.handler.codec.http.DefaultHttpResponse(
-            resp.protocolVersion(), resp.status());
+            HttpVersion.HTTP_1_1, resp.status());
         copyEndToEnd(resp.headers(), out.headers());
+        boolean bodyless = informational || code == 204 || code == 304 || headRequest;
+        if (!bodyless && !HttpUtil.isContentLengthSet(out)
+            && !HttpUtil.isTransferEncodingChunked(out)) {
+          // A body delimited by the origin closing (HTTP/1.0 style): chunk it for the client,
+          // whose connection stays open.
+          HttpUtil.setTransferEncodingChunked(out, true);
+        }
         if (closeAfter) {
           out.headers().set(HttpHeaderNames.CONNECTION, "close");
         }
@@ -375,20 +385,25 @@ final class HttpForwarder {
           informational = false;
           return;
         }
-        if (upstreamKey == null) {
-          uctx.close();
+        boolean closeUpstream = upstreamKey == null;
+        if (closeUpstream) {
+          upstream = null; // not reused; its closing must not end the client's connection
         }
         exchangeDone();
+        if (closeUpstream) {
+          uctx.close();
+        }
       }
     }
 
     @Override
     public void channelInactive(ChannelHandlerContext uctx) {
+      if (uctx.channel() != upstream) {
+        return; // a previous host's connection, closed on purpose
+      }
+      upstream = null;
       if (exchange != null) {
         ctx.close(); // the origin went away mid-exchange: nothing sensible to send
-      }
-      if (upstream == uctx.channel()) {
-        upstream = null;
       }
     }
 

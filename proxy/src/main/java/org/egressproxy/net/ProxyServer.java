@@ -97,6 +97,11 @@ public final class ProxyServer implements AutoCloseable {
     }
   }
 
+  /** Open client connections (for tests, and the admin page later). */
+  public ChannelGroup clientChannels() {
+    return clients;
+  }
+
   /** Where each listener is bound (its real port when the configuration said 0). */
   public Map<String, InetSocketAddress> boundAddresses() {
     return Map.copyOf(bound);

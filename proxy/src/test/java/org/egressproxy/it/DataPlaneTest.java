@@ -1,0 +1,464 @@
+package org.egressproxy.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.function.BooleanSupplier;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SNIHostName;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The data plane end to end on loopback: real sockets, real TLS (certificates generated here),
+ * the proxy in-process with every listener. Names resolve to 127.0.0.1 through resolver.hosts.
+ */
+class DataPlaneTest {
+  static Origins origins;
+  static TestCerts certs;
+  static Origins.Origin tlsOrigin;
+  static Origins.Origin httpOrigin;
+  static SSLContext clientTls;
+
+  @BeforeAll
+  static void origins() throws Exception {
+    origins = new Origins();
+    certs = new TestCerts("allowed.test", "*.allowed.test");
+    tlsOrigin = origins.tls(certs.serverContext("konnectivity", "h2", "http/1.1"));
+    httpOrigin = origins.http();
+    clientTls = certs.clientContext();
+  }
+
+  @AfterAll
+  static void stop() {
+    origins.close();
+  }
+
+  /** A configuration with every listener; tls-sni and http-host point at the given ports. */
+  static String config(int tlsUpstreamPort, int httpUpstreamPort, String extra) {
+    return """
+        listeners:
+          - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
+          - {name: tls, mode: tls-sni, bind: "127.0.0.1:0", upstreamPort: %d}
+          - {name: http, mode: http-host, bind: "127.0.0.1:0", upstreamPort: %d}
+        policy:
+          rules:
+            - allow: "*.allowed.test"
+              ports: [1-65535-placeholder]
+            - allow: allowed.test
+              ports: [1-65535-placeholder]
+            - deny: blocked.allowed.test
+          allowDestinationCidrs: [127.0.0.0/8]
+        resolver:
+          hosts:
+            allowed.test: 127.0.0.1
+            www.allowed.test: 127.0.0.1
+            api.allowed.test: 127.0.0.1
+            blocked.allowed.test: 127.0.0.1
+            private.allowed.test: 10.1.2.3
+          servers: ["127.0.0.1:9"]
+        timeouts: {dns: 1s, connect: 2s, clientHello: 2s}
+        %s
+        """.formatted(tlsUpstreamPort, httpUpstreamPort, extra);
+  }
+
+  static String withPorts(String yaml, int... ports) {
+    StringBuilder list = new StringBuilder();
+    for (int p : ports) {
+      list.append(list.length() == 0 ? "" : ", ").append(p);
+    }
+    return yaml.replace("1-65535-placeholder", list);
+  }
+
+  ProxyFixture proxy(Path dir, int tlsUp, int httpUp, String extra, int... ports) {
+    return new ProxyFixture(withPorts(config(tlsUp, httpUp, extra), ports),
+        dir.resolve("decisions.jsonl"));
+  }
+
+  // ---- helpers --------------------------------------------------------------------------
+
+  static Socket socket(int port) throws IOException {
+    Socket s = new Socket();
+    s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+    s.setSoTimeout(10_000);
+    return s;
+  }
+
+  /** Sends CONNECT and returns the status line; the socket is positioned after the head. */
+  static String connect(Socket s, String authority) throws IOException {
+    s.getOutputStream().write(("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority
+        + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+    return readHead(s.getInputStream()).split("\r\n")[0];
+  }
+
+  static String readHead(InputStream in) throws IOException {
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    int c;
+    while ((c = in.read()) >= 0) {
+      b.write(c);
+      byte[] a = b.toByteArray();
+      int n = a.length;
+      if (n >= 4 && a[n - 4] == '\r' && a[n - 3] == '\n' && a[n - 2] == '\r' && a[n - 1] == '\n') {
+        break;
+      }
+    }
+    return b.toString(StandardCharsets.ISO_8859_1);
+  }
+
+  /** Reads one HTTP/1.1 response with a Content-Length body: "status|body". */
+  static String readResponse(InputStream in) throws IOException {
+    String head = readHead(in);
+    int len = 0;
+    for (String line : head.split("\r\n")) {
+      if (line.toLowerCase().startsWith("content-length:")) {
+        len = Integer.parseInt(line.substring(15).strip());
+      }
+    }
+    byte[] body = in.readNBytes(len);
+    return head.split("\r\n")[0].split(" ")[1] + "|" + new String(body, StandardCharsets.UTF_8);
+  }
+
+  static SSLSocket tls(Socket over, String sni, String... alpn) throws IOException {
+    SSLSocket t = (SSLSocket) clientTls.getSocketFactory().createSocket(over, sni,
+        over.getPort(), true);
+    SSLParameters p = t.getSSLParameters();
+    p.setServerNames(List.of(new SNIHostName(sni)));
+    p.setApplicationProtocols(alpn);
+    t.setSSLParameters(p);
+    t.startHandshake();
+    return t;
+  }
+
+  static String line(InputStream in) throws IOException {
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    int c;
+    while ((c = in.read()) >= 0 && c != '\n') {
+      b.write(c);
+    }
+    return b.toString(StandardCharsets.UTF_8);
+  }
+
+  static void await(String what, BooleanSupplier condition) throws InterruptedException {
+    Instant deadline = Instant.now().plus(Duration.ofSeconds(10));
+    while (!condition.getAsBoolean()) {
+      if (Instant.now().isAfter(deadline)) {
+        throw new AssertionError("timed out waiting for " + what);
+      }
+      Thread.sleep(20);
+    }
+  }
+
+  // ---- tests -----------------------------------------------------------------------------
+
+  @Test
+  void konnectivityAlpnSurvivesConnectAndTlsSni(@TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", tlsOrigin.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "api.allowed.test:" + tlsOrigin.port))
+            .isEqualTo("HTTP/1.1 200 Connection established");
+        SSLSocket t = tls(s, "api.allowed.test", "konnectivity", "h2");
+        assertThat(t.getApplicationProtocol()).isEqualTo("konnectivity");
+        assertThat(line(t.getInputStream())).isEqualTo("alpn=konnectivity");
+        t.getOutputStream().write("ping\n".getBytes(StandardCharsets.UTF_8));
+        assertThat(line(t.getInputStream())).isEqualTo("ping");
+      }
+      try (Socket s = socket(p.port("tls"))) {
+        SSLSocket t = tls(s, "api.allowed.test", "konnectivity", "h2");
+        assertThat(t.getApplicationProtocol()).isEqualTo("konnectivity");
+        assertThat(line(t.getInputStream())).isEqualTo("alpn=konnectivity");
+      }
+      List<String> log = p.closeAndReadLog();
+      assertThat(log).filteredOn(l -> l.contains("\"event\":\"decision\"")).hasSize(2)
+          .allSatisfy(l -> assertThat(l).contains("\"decision\":\"allow\"")
+              .contains("\"host\":\"api.allowed.test\""));
+      assertThat(log).filteredOn(l -> l.contains("\"listener\":\"tls\"")).first().asString()
+          .contains("\"sni\":\"api.allowed.test\"").contains("\"alpn\":[\"konnectivity\",\"h2\"]")
+          .contains("\"method\":\"TLS\"");
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({
+      "one record one write, 1, 0, 0",
+      "one byte per write, 1, 1, 0",
+      "two records, 2, 0, 0",
+      "three records one byte per write, 3, 1, 0",
+      "post-quantum size (over 1500 bytes), 1, 0, 1800",
+      "post-quantum size in two records dribbled, 2, 7, 1800"})
+  void clientHelloReachesTheUpstreamByteForByte(String name, int records, int chunk, int keyShare,
+      @TempDir Path dir) throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port, "", recorder.port)) {
+      byte[] hello = ClientHellos.records(ClientHellos.handshake("www.allowed.test",
+          List.of("konnectivity", "h2"), keyShare, true), records);
+      if (keyShare > 0) {
+        assertThat(hello.length).isGreaterThan(1500);
+      }
+      try (Socket s = socket(p.port("tls"))) {
+        OutputStream out = s.getOutputStream();
+        if (chunk == 0) {
+          out.write(hello);
+        } else {
+          for (int i = 0; i < hello.length; i += chunk) {
+            out.write(hello, i, Math.min(chunk, hello.length - i));
+            out.flush();
+          }
+        }
+        await("the origin to receive the ClientHello",
+            () -> recorder.receivedBytes().length >= hello.length);
+        assertThat(recorder.receivedBytes()).isEqualTo(hello);
+      }
+      List<String> log = p.closeAndReadLog();
+      assertThat(log.get(0)).contains("\"decision\":\"allow\"").contains("\"ech\":true")
+          .contains("\"alpn\":[\"konnectivity\",\"h2\"]");
+    }
+  }
+
+  @Test
+  void sniMismatchInATunnelClosesItBeforeAnyByteReachesTheUpstream(@TempDir Path dir)
+      throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port, "", recorder.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "www.allowed.test:" + recorder.port)).contains("200");
+        s.getOutputStream().write(ClientHellos.records(
+            ClientHellos.handshake("evil.example", List.of("h2"), 0, false), 1));
+        assertThat(s.getInputStream().read()).as("closed by the proxy").isEqualTo(-1);
+      }
+      Thread.sleep(200);
+      assertThat(recorder.receivedBytes()).isEmpty();
+      assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+          .contains("\"reason\":\"sni-mismatch\"").contains("\"sni\":\"evil.example\"")
+          .contains("\"decision\":\"deny\""));
+    }
+  }
+
+  @Test
+  void tlsSniRefusalsSendAccessDeniedOrClose(@TempDir Path dir) throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port, "", recorder.port)) {
+      byte[] alert = {21, 3, 3, 0, 2, 2, 49};
+      for (String sni : new String[] {"evil.example", "blocked.allowed.test", null}) {
+        try (Socket s = socket(p.port("tls"))) {
+          s.getOutputStream().write(ClientHellos.records(
+              ClientHellos.handshake(sni, List.of(), 0, false), 1));
+          assertThat(s.getInputStream().readAllBytes()).as("alert for %s", sni).isEqualTo(alert);
+        }
+      }
+      try (Socket s = socket(p.port("tls"))) {
+        s.getOutputStream().write("GET / HTTP/1.1\r\nHost: x\r\n\r\n".getBytes());
+        assertThat(s.getInputStream().readAllBytes()).isEmpty();
+      }
+      assertThat(recorder.connections.get()).isZero();
+      List<String> log = p.closeAndReadLog();
+      assertThat(log).extracting(l -> l.replaceAll(".*\"reason\":\"([^\"]+)\".*", "$1"))
+          .containsExactly("no-match", "deny-rule", "no-sni", "bad-request");
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit, absolute", "http, host"})
+  void eachRequestOnAKeptAliveConnectionIsDecided(String listener, String form,
+      @TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
+      try (Socket s = socket(p.port(listener))) {
+        OutputStream out = s.getOutputStream();
+        InputStream in = s.getInputStream();
+        String[] hosts = {"www.allowed.test", "evil.example", "api.allowed.test",
+            "blocked.allowed.test", "www.allowed.test"};
+        String[] expect = {"200", "403", "200", "403", "200"};
+        for (int i = 0; i < hosts.length; i++) {
+          String target = form.equals("absolute")
+              ? "http://" + hosts[i] + ":" + httpOrigin.port + "/p" + i : "/p" + i;
+          String host = form.equals("absolute") ? hosts[i] + ":" + httpOrigin.port : hosts[i];
+          out.write(("GET " + target + " HTTP/1.1\r\nHost: " + host
+              + "\r\nProxy-Authorization: Basic c2VjcmV0\r\n\r\n").getBytes());
+          String r;
+          try {
+            r = readResponse(in);
+          } catch (RuntimeException e) {
+            throw new AssertionError("request " + i + " to " + hosts[i] + ": connection closed; log: " + p.closeAndReadLog(), e);
+          }
+          assertThat(r).as("request %d to %s", i, hosts[i]).startsWith(expect[i] + "|");
+          if (expect[i].equals("200")) {
+            assertThat(r).contains("host=" + host).contains("path=/p" + i)
+                .contains("proxy-auth=false");
+          } else {
+            assertThat(r).contains(hosts[i]);
+          }
+        }
+      }
+      List<String> decisions = p.closeAndReadLog().stream()
+          .filter(l -> l.contains("\"event\":\"decision\"")).toList();
+      assertThat(decisions).hasSize(5);
+    }
+  }
+
+  @Test
+  void absoluteFormHostMismatchAndOriginFormAreRefused(@TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        s.getOutputStream().write(("GET http://www.allowed.test:" + httpOrigin.port
+            + "/ HTTP/1.1\r\nHost: evil.example\r\n\r\n").getBytes());
+        assertThat(readResponse(s.getInputStream())).startsWith("400|").contains("disagrees");
+      }
+      try (Socket s = socket(p.port("explicit"))) {
+        s.getOutputStream().write("GET / HTTP/1.1\r\nHost: www.allowed.test\r\n\r\n".getBytes());
+        assertThat(readResponse(s.getInputStream())).startsWith("400|").contains("this is a proxy");
+      }
+      try (Socket s = socket(p.port("explicit"))) {
+        s.getOutputStream().write(("GET http://www.allowed.test/ HTTP/1.1\r\nHost: www.allowed.test"
+            + "\r\nX-Big: " + "a".repeat(20_000) + "\r\n\r\n").getBytes());
+        assertThat(readResponse(s.getInputStream())).startsWith("431|");
+      }
+    }
+  }
+
+  @Test
+  void halfCloseReachesTheUpstreamAndTheAnswerStillComesBack(@TempDir Path dir)
+      throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port, "", recorder.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "www.allowed.test:" + recorder.port)).contains("200");
+        byte[] payload = "plain bytes, not TLS".getBytes(StandardCharsets.UTF_8);
+        s.getOutputStream().write(payload);
+        s.shutdownOutput();
+        assertThat(line(s.getInputStream())).isEqualTo("got " + payload.length);
+      }
+      List<String> log = p.closeAndReadLog();
+      assertThat(log).anySatisfy(l -> assertThat(l).contains("\"event\":\"close\"")
+          .contains("\"bytesUp\":20").contains("\"bytesDown\":7"));
+    }
+  }
+
+  @Test
+  void upstreamFailuresGive502And504AndPrivateResultsGive403(@TempDir Path dir)
+      throws Exception {
+    int closedPort;
+    try (java.net.ServerSocket ss = new java.net.ServerSocket(0)) {
+      closedPort = ss.getLocalPort();
+    }
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", closedPort, 443)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "www.allowed.test:" + closedPort)).contains(" 502 ");
+      }
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "nowhere.allowed.test:443")).contains(" 502 ");
+      }
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "private.allowed.test:443")).contains(" 403 ");
+      }
+      List<String> log = p.closeAndReadLog();
+      assertThat(log).extracting(l -> l.replaceAll(".*\"reason\":\"([^\"]+)\".*", "$1"))
+          .containsExactly("upstream-error", "upstream-error", "private-destination");
+    }
+  }
+
+  @Test
+  void aClientThatStopsReadingKeepsTheProxysBuffersBounded(@TempDir Path dir) throws Exception {
+    long limit = 256L * 1024 * 1024;
+    Origins.Origin streamer = origins.streamer(limit);
+    try (ProxyFixture p = proxy(dir, streamer.port, httpOrigin.port, "", streamer.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        s.setReceiveBufferSize(64 * 1024);
+        assertThat(connect(s, "www.allowed.test:" + streamer.port)).contains("200");
+        // The client reads nothing more. The origin keeps writing until TCP pushes back.
+        long[] last = {-1};
+        await("the origin to be stopped by backpressure", () -> {
+          long now = streamer.sent.get();
+          boolean stalled = now == last[0] && now > 0;
+          last[0] = now;
+          try {
+            Thread.sleep(300);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          return stalled;
+        });
+        assertThat(streamer.sent.get()).isLessThan(limit);
+        long pending = p.server.clientChannels().stream()
+            .mapToLong(ch -> ch.unsafe().outboundBuffer() == null ? 0
+                : ch.unsafe().outboundBuffer().totalPendingWriteBytes())
+            .max().orElse(0);
+        // Held in the proxy: at most the high water mark (64 KiB) plus one read (64 KiB).
+        assertThat(pending).isLessThanOrEqualTo(256 * 1024);
+      }
+    }
+  }
+
+  @Test
+  void decisionLogCountsTheBytesEachWay(@TempDir Path dir) throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port, "", recorder.port)) {
+      for (int i = 1; i <= 3; i++) {
+        try (Socket s = socket(p.port("explicit"))) {
+          assertThat(connect(s, "www.allowed.test:" + recorder.port)).contains("200");
+          s.getOutputStream().write(new byte[1000 * i]);
+          s.shutdownOutput();
+          assertThat(line(s.getInputStream())).isEqualTo("got " + 1000 * i);
+        }
+      }
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "evil.example:443")).contains(" 403 ");
+      }
+      List<String> log = p.closeAndReadLog();
+      assertThat(log).filteredOn(l -> l.contains("\"event\":\"decision\"")).hasSize(4);
+      List<String> closes = log.stream().filter(l -> l.contains("\"event\":\"close\"")).toList();
+      assertThat(closes).hasSize(3);
+      for (int i = 1; i <= 3; i++) {
+        String up = "\"bytesUp\":" + 1000 * i + ",";
+        String down = "\"bytesDown\":" + ("got " + 1000 * i + "\n").length() + ",";
+        assertThat(closes).anySatisfy(l -> assertThat(l).contains(up).contains(down));
+      }
+      assertThat(p.metrics.scrape())
+          .contains("egress_decisions_total{decision=\"allow\",listener=\"explicit\",reason=\"rule\"} 3.0")
+          .contains("egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\"} 1.0")
+          .contains("egress_bytes_total{direction=\"up\",listener=\"explicit\"} 6000.0");
+    }
+  }
+
+  @Test
+  void jdkHttpClientThroughTheProxy(@TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", tlsOrigin.port,
+        httpOrigin.port)) {
+      java.net.http.HttpClient client = java.net.http.HttpClient.newBuilder()
+          .proxy(java.net.ProxySelector.of(new InetSocketAddress("127.0.0.1",
+              p.port("explicit"))))
+          .sslContext(clientTls)
+          .version(java.net.http.HttpClient.Version.HTTP_1_1)
+          .connectTimeout(Duration.ofSeconds(5))
+          .build();
+      var https = client.send(java.net.http.HttpRequest.newBuilder(
+              java.net.URI.create("https://www.allowed.test:" + tlsOrigin.port + "/x")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(https.statusCode()).isEqualTo(200);
+      assertThat(https.body()).contains("host=www.allowed.test:" + tlsOrigin.port).contains("path=/x");
+      var http = client.send(java.net.http.HttpRequest.newBuilder(
+              java.net.URI.create("http://www.allowed.test:" + httpOrigin.port + "/y")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(http.statusCode()).isEqualTo(200);
+      assertThat(http.body()).contains("path=/y");
+      var denied = client.send(java.net.http.HttpRequest.newBuilder(
+              java.net.URI.create("http://evil.example:" + httpOrigin.port + "/")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(denied.statusCode()).isEqualTo(403);
+    }
+  }
+}
