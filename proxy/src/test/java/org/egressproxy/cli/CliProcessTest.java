@@ -109,6 +109,22 @@ class CliProcessTest {
   }
 
   @Test
+  void aListenerThatCannotBindIsAStartUpErrorWithExitTwo(@TempDir Path dir) throws Exception {
+    try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1,
+        java.net.InetAddress.getLoopbackAddress())) {
+      Path config = dir.resolve("proxy.yaml");
+      Files.writeString(config, "listeners:\n  - name: explicit\n    mode: http-proxy\n"
+          + "    bind: 127.0.0.1:" + taken.getLocalPort() + "\n");
+      Process p = java(dir, "run", "--config", config.toString()).start();
+      BlockingQueue<String> out = lines(p);
+      assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).isEqualTo(2);
+      assertThat(await(out, "cannot bind")).contains("listener 'explicit' (http-proxy) to 127.0.0.1:"
+          + taken.getLocalPort());
+    }
+  }
+
+  @Test
   void theRepositoryApplianceConfigValidatesFromTheRepositoryRoot() throws Exception {
     assertThat(REPO.resolve("config/proxy.yaml")).exists();
     Process p = java(REPO, "validate", "--config", "config" + File.separator + "proxy.yaml")

@@ -435,6 +435,36 @@ class DataPlaneTest {
   }
 
   @Test
+  void slowClientHelloAndIdleConnectionsAreClosedOnTime(@TempDir Path dir) throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = new ProxyFixture(withPorts(config(recorder.port, httpOrigin.port,
+        "").replace("timeouts: {dns: 1s, connect: 2s, clientHello: 2s}",
+        "timeouts: {dns: 1s, connect: 2s, clientHello: 500ms, idle: 1s}"), recorder.port),
+        dir.resolve("decisions.jsonl"))) {
+      // Half a ClientHello, then silence: closed after timeouts.clientHello.
+      byte[] hello = ClientHellos.records(
+          ClientHellos.handshake("www.allowed.test", List.of(), 0, false), 1);
+      try (Socket s = socket(p.port("tls"))) {
+        s.getOutputStream().write(hello, 0, hello.length / 2);
+        long start = System.nanoTime();
+        assertThat(s.getInputStream().read()).isEqualTo(-1);
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(5));
+      }
+      // An allowed tunnel where nothing moves: closed after timeouts.idle.
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "www.allowed.test:" + recorder.port)).contains("200");
+        long start = System.nanoTime();
+        assertThat(s.getInputStream().read()).isEqualTo(-1);
+        assertThat(Duration.ofNanos(System.nanoTime() - start))
+            .isGreaterThan(Duration.ofMillis(800)).isLessThan(Duration.ofSeconds(5));
+      }
+      assertThat(recorder.receivedBytes()).isEmpty();
+      assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+          .contains("\"reason\":\"client-hello-timeout\""));
+    }
+  }
+
+  @Test
   void jdkHttpClientThroughTheProxy(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", tlsOrigin.port,
         httpOrigin.port)) {
