@@ -34,6 +34,14 @@ public final class ProxyServer implements AutoCloseable {
   /** Request line and header limits of the HTTP listeners; larger heads get a 431. */
   public static final int MAX_INITIAL_LINE = 8 * 1024;
   public static final int MAX_HEADER_SIZE = 16 * 1024;
+  /** What one side may hold for a slow peer before the other side stops reading. */
+  public static final WriteBufferWaterMark WATER_MARK =
+      new WriteBufferWaterMark(128 * 1024, 256 * 1024);
+  /** The largest single read. */
+  public static final int MAX_READ = 256 * 1024;
+  /** Reads grow from 2 KiB to 256 KiB as a connection streams: fewer system calls in bulk. */
+  public static final io.netty.channel.AdaptiveRecvByteBufAllocator READS =
+      new io.netty.channel.AdaptiveRecvByteBufAllocator(512, 2048, MAX_READ);
 
   /** A listener that could not be bound: the message says which and why. */
   public static final class BindException extends Exception {
@@ -56,8 +64,9 @@ public final class ProxyServer implements AutoCloseable {
       Transport transport) {
     this.transport = transport;
     this.boss = transport.newGroup(1, "egress-accept");
-    this.workers = transport.newGroup(0, "egress-io");
-    UpstreamConnector connector = new UpstreamConnector(transport, workers, config, metrics);
+    // One event loop per core: client and upstream of a tunnel share one, no hand-offs.
+    this.workers = transport.newGroup(Runtime.getRuntime().availableProcessors(), "egress-io");
+    UpstreamConnector connector = new UpstreamConnector(transport, config, metrics);
     this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
         config.requireSniMatch());
   }
@@ -80,8 +89,8 @@ public final class ProxyServer implements AutoCloseable {
           .option(ChannelOption.SO_REUSEADDR, true)
           .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
           .childOption(ChannelOption.TCP_NODELAY, true)
-          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
-              new WriteBufferWaterMark(32 * 1024, 64 * 1024))
+          .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
+          .childOption(ChannelOption.RCVBUF_ALLOCATOR, READS)
           .childHandler(initializer(l));
       InetSocketAddress addr = new InetSocketAddress(
           org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());

@@ -62,33 +62,36 @@ public final class UpstreamConnector implements AutoCloseable {
   }
 
   private final Transport transport;
-  private final DnsNameResolver resolver;
+  /** One resolver per event loop, created on first use, so a lookup never changes thread. */
+  private final java.util.concurrent.ConcurrentHashMap<EventLoop, DnsNameResolver> resolvers =
+      new java.util.concurrent.ConcurrentHashMap<>();
+  private final java.util.function.Function<EventLoop, DnsNameResolver> newResolver;
   private final Map<String, IpLiteral> hosts;
   private final long connectTimeoutMillis;
   private final ProxyMetrics metrics;
 
-  public UpstreamConnector(Transport transport, EventLoopGroup group, Config config,
-      ProxyMetrics metrics) {
+  public UpstreamConnector(Transport transport, Config config, ProxyMetrics metrics) {
     this.transport = transport;
     this.hosts = config.resolverHosts();
     this.connectTimeoutMillis = config.timeouts().connect().toMillis();
     this.metrics = metrics;
-    DnsNameResolverBuilder b = new DnsNameResolverBuilder(group.next())
+    List<InetSocketAddress> servers = new ArrayList<>();
+    for (HostPort hp : config.resolverServers()) {
+      servers.add(new InetSocketAddress(inet(hp.address()), hp.port()));
+    }
+    long dnsTimeout = config.timeouts().dns().toMillis();
+    this.newResolver = loop -> {
+      DnsNameResolverBuilder b = new DnsNameResolverBuilder(loop)
         .datagramChannelType(transport.datagramChannel())
         .socketChannelType(transport.socketChannel())
-        .queryTimeoutMillis(config.timeouts().dns().toMillis())
+        .queryTimeoutMillis(dnsTimeout)
         .resolvedAddressTypes(ResolvedAddressTypes.IPV4_PREFERRED)
-        .hostsFileEntriesResolver(this::fromHosts);
-    if (!config.resolverServers().isEmpty()) {
-      List<InetSocketAddress> servers = new ArrayList<>();
-      for (HostPort hp : config.resolverServers()) {
-        servers.add(new InetSocketAddress(inet(hp.address()), hp.port()));
-      }
-      b.nameServerProvider(new SequentialDnsServerAddressStreamProvider(servers));
-    } else {
-      b.nameServerProvider(DnsServerAddressStreamProviders.platformDefault());
-    }
-    this.resolver = b.build();
+        .hostsFileEntriesResolver(this::fromHosts)
+        .nameServerProvider(servers.isEmpty()
+            ? DnsServerAddressStreamProviders.platformDefault()
+            : new SequentialDnsServerAddressStreamProvider(servers));
+      return b.build();
+    };
   }
 
   private InetAddress fromHosts(String name, ResolvedAddressTypes types) {
@@ -118,6 +121,17 @@ public final class UpstreamConnector implements AutoCloseable {
       tryConnect(loop, List.of(inet(d.ip())), 0, d.port(), init, promise, null);
       return promise;
     }
+    IpLiteral pinned = hosts.get(d.host());
+    if (pinned != null) { // resolver.hosts: no lookup at all
+      if (policy.refuses(pinned)) {
+        promise.tryFailure(new UpstreamException(Failure.PRIVATE_DESTINATION,
+            d.host() + " is set to the private address " + pinned + " in resolver.hosts"));
+      } else {
+        tryConnect(loop, List.of(inet(pinned)), 0, d.port(), init, promise, null);
+      }
+      return promise;
+    }
+    DnsNameResolver resolver = resolvers.computeIfAbsent(loop, newResolver);
     resolver.resolveAll(d.host()).addListener((Future<List<InetAddress>> f) -> {
       if (!f.isSuccess()) {
         promise.tryFailure(new UpstreamException(Failure.UNRESOLVABLE,
@@ -135,7 +149,7 @@ public final class UpstreamConnector implements AutoCloseable {
             d.host() + " resolves only to private or reserved addresses " + f.getNow()));
         return;
       }
-      loop.execute(() -> tryConnect(loop, usable, 0, d.port(), init, promise, null));
+      tryConnect(loop, usable, 0, d.port(), init, promise, null); // already on the loop
     });
     return promise;
   }
@@ -157,6 +171,8 @@ public final class UpstreamConnector implements AutoCloseable {
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
         .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.WRITE_BUFFER_WATER_MARK, org.egressproxy.net.ProxyServer.WATER_MARK)
+        .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
         .handler(init)
         .connect(new InetSocketAddress(addresses.get(index), port));
     cf.addListener((ChannelFuture f) -> {
@@ -173,6 +189,7 @@ public final class UpstreamConnector implements AutoCloseable {
 
   @Override
   public void close() {
-    resolver.close();
+    resolvers.values().forEach(DnsNameResolver::close);
+    resolvers.clear();
   }
 }
