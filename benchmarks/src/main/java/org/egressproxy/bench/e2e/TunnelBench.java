@@ -74,9 +74,14 @@ public final class TunnelBench {
     Path config = Files.createTempFile("tunnelbench", ".yaml");
     Files.writeString(config, yaml);
     // The proxy runs as operators run it: its own JVM, from the jar, decision log on.
-    Process proxy = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java")
-        .toString(), "-jar", jar, "run", "--config", config.toString())
-        .redirectErrorStream(true).start();
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    String extra = System.getenv("PROXY_JVM_ARGS"); // e.g. a JFR recording for profiling
+    if (extra != null && !extra.isBlank()) {
+      command.addAll(Arrays.asList(extra.trim().split("\\s+")));
+    }
+    command.addAll(List.of("-jar", jar, "run", "--config", config.toString()));
+    Process proxy = new ProcessBuilder(command).redirectErrorStream(true).start();
     java.io.BufferedReader out = new java.io.BufferedReader(
         new java.io.InputStreamReader(proxy.getInputStream(), StandardCharsets.UTF_8));
     String line;
