@@ -5,6 +5,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Callable;
+import org.egressproxy.admin.AdminServer;
 import org.egressproxy.config.ConfigException;
 import org.egressproxy.config.Problems;
 import org.egressproxy.log.DecisionLog;
@@ -73,6 +74,24 @@ final class RunCommand implements Callable<Integer> {
     server.boundAddresses().forEach((name, addr) -> out.println("egress-proxy: listener '" + name
         + "' on " + addr.getAddress().getHostAddress() + ":" + addr.getPort() + " ("
         + transport.name() + ")"));
+    java.util.concurrent.atomic.AtomicBoolean stopping =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    AdminServer admin = null;
+    if (loaded.config().adminBind() != null) {
+      try {
+        admin = new AdminServer(loaded.config().adminBind(), transport, metrics, decider,
+            () -> !stopping.get());
+        out.println("egress-proxy: admin on " + admin.address().getAddress().getHostAddress()
+            + ":" + admin.address().getPort() + " (/metrics, /healthz, /readyz, /check)");
+      } catch (Exception e) {
+        err.println("egress-proxy: cannot bind the admin listener to "
+            + loaded.config().adminBind() + ": " + e.getMessage());
+        err.flush();
+        server.close();
+        log.close();
+        return Main.CONFIG_ERROR;
+      }
+    }
     out.println("egress-proxy: ready. SIGHUP reloads the policy; SIGTERM stops.");
     out.flush();
 
@@ -91,6 +110,10 @@ final class RunCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     reloads.shutdownNow();
+    stopping.set(true);
+    if (admin != null) {
+      admin.close();
+    }
     server.close();
     log.close();
     out.println("egress-proxy: stopped");

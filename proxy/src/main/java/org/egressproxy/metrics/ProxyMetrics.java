@@ -46,6 +46,14 @@ public final class ProxyMetrics {
   }
 
   public ProxyMetrics() {
+    new io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.jvm.JvmGcMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.system.ProcessorMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.system.UptimeMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.system.FileDescriptorMetrics().bindTo(registry);
+    new io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics(
+        io.netty.buffer.PooledByteBufAllocator.DEFAULT).bindTo(registry);
     connect = Timer.builder("egress.upstream.connect")
         .description("Time to establish the upstream TCP connection")
         .publishPercentileHistogram()

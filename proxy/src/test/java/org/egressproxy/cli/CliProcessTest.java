@@ -98,6 +98,49 @@ class CliProcessTest {
   }
 
   @Test
+  void runServesTheAdminEndpoint(@TempDir Path dir) throws Exception {
+    int port;
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+      port = probe.getLocalPort();
+    }
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "admin:\n  bind: 127.0.0.1:" + port + "\n"
+        + "policy:\n  rules:\n    - allow: a.test\n");
+    Process p = java(dir, "run", "--config", config.toString()).start();
+    try {
+      BlockingQueue<String> out = lines(p);
+      await(out, "ready.");
+      java.net.http.HttpClient client = java.net.http.HttpClient.newHttpClient();
+      java.util.function.Function<String, java.net.http.HttpResponse<String>> get = path -> {
+        try {
+          return client.send(java.net.http.HttpRequest.newBuilder(
+              java.net.URI.create("http://127.0.0.1:" + port + path)).build(),
+              java.net.http.HttpResponse.BodyHandlers.ofString());
+        } catch (Exception e) {
+          throw new AssertionError(e);
+        }
+      };
+      assertThat(get.apply("/healthz").statusCode()).isEqualTo(200);
+      assertThat(get.apply("/readyz").statusCode()).isEqualTo(200);
+      var metrics = get.apply("/metrics");
+      assertThat(metrics.statusCode()).isEqualTo(200);
+      assertThat(metrics.body()).contains("cache_gets_total{cache=\"decisions\"")
+          .contains("egress_upstream_connect_seconds").contains("jvm_memory_used_bytes")
+          .contains("egress_decision_log_dropped_total");
+      assertThat(get.apply("/check?host=a.test&port=443").body())
+          .isEqualTo("ALLOW a.test:443 tls reason=rule rule=a.test catalog=local\n");
+      assertThat(get.apply("/check?host=b.test").body()).startsWith("DENY b.test:443 tls"
+          + " reason=no-match");
+      assertThat(get.apply("/nope").statusCode()).isEqualTo(404);
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).isZero();
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  @Test
   void runWithABrokenConfigExitsTwo(@TempDir Path dir) throws Exception {
     Path config = dir.resolve("bad.yaml");
     Files.writeString(config, "listeners: 3\n");

@@ -1,0 +1,153 @@
+package org.egressproxy.admin;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.QueryStringDecoder;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.egressproxy.config.HostPort;
+import org.egressproxy.match.Protocol;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.net.Transport;
+import org.egressproxy.policy.Decider;
+import org.egressproxy.policy.Decision;
+import org.egressproxy.policy.Destination;
+import org.egressproxy.tunnel.UpstreamConnector;
+
+/**
+ * The admin listener ({@code admin.bind}): {@code GET /metrics} (Prometheus text),
+ * {@code /healthz} (the process is alive), {@code /readyz} (listeners bound and a policy loaded;
+ * 503 otherwise, e.g. while stopping), {@code /check?host=&port=&protocol=} (the offline check,
+ * against the running policy). Read-only; anything else is 404 or 405.
+ */
+public final class AdminServer implements AutoCloseable {
+  private final EventLoopGroup group;
+  private final Channel channel;
+
+  public AdminServer(HostPort bind, Transport transport, ProxyMetrics metrics, Decider decider,
+      BooleanSupplier ready) throws InterruptedException {
+    group = transport.newGroup(1, "egress-admin");
+    channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
+        .childHandler(new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast(new HttpServerCodec(4096, 8192, 8192));
+            ch.pipeline().addLast(new HttpObjectAggregator(8192));
+            ch.pipeline().addLast(new Routes(metrics, decider, ready));
+          }
+        })
+        .bind(new InetSocketAddress(UpstreamConnector.inet(bind.address()), bind.port()))
+        .sync().channel();
+  }
+
+  public InetSocketAddress address() {
+    return (InetSocketAddress) channel.localAddress();
+  }
+
+  @Override
+  public void close() {
+    channel.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
+  }
+
+  private static final class Routes extends SimpleChannelInboundHandler<FullHttpRequest> {
+    private final ProxyMetrics metrics;
+    private final Decider decider;
+    private final BooleanSupplier ready;
+
+    Routes(ProxyMetrics metrics, Decider decider, BooleanSupplier ready) {
+      this.metrics = metrics;
+      this.decider = decider;
+      this.ready = ready;
+    }
+
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+      QueryStringDecoder q = new QueryStringDecoder(req.uri());
+      if (!req.method().equals(HttpMethod.GET) && !req.method().equals(HttpMethod.HEAD)) {
+        send(ctx, req, 405, "text/plain", "only GET\n");
+        return;
+      }
+      switch (q.path()) {
+        case "/metrics" -> send(ctx, req, 200, "text/plain; version=0.0.4; charset=utf-8",
+            metrics.scrape());
+        case "/healthz" -> send(ctx, req, 200, "text/plain", "ok\n");
+        case "/readyz" -> {
+          boolean ok = ready.getAsBoolean();
+          send(ctx, req, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n");
+        }
+        case "/check" -> check(ctx, req, q);
+        default -> send(ctx, req, 404, "text/plain",
+            "not found; try /metrics, /healthz, /readyz, /check?host=H&port=P\n");
+      }
+    }
+
+    private void check(ChannelHandlerContext ctx, FullHttpRequest req, QueryStringDecoder q) {
+      String host = first(q, "host");
+      String portText = first(q, "port");
+      int port;
+      try {
+        port = portText == null ? 443 : Integer.parseInt(portText);
+      } catch (NumberFormatException e) {
+        port = -1;
+      }
+      String proto = first(q, "protocol");
+      Protocol p = proto == null ? (port == 80 ? Protocol.HTTP : Protocol.TLS)
+          : Protocol.fromId(proto);
+      if (host == null || port < 1 || port > 65535 || p == null) {
+        send(ctx, req, 400, "text/plain",
+            "usage: /check?host=NAME-OR-IP&port=1-65535[&protocol=tls|http]\n");
+        return;
+      }
+      Destination d = Destination.of(host, port, p);
+      Decision decision = decider.policy().decide(d);
+      StringBuilder sb = new StringBuilder();
+      sb.append(decision.allowed() ? "ALLOW " : "DENY ").append(d).append(' ').append(p.id())
+          .append(" reason=").append(decision.reason().id());
+      if (decision.rule() != null) {
+        sb.append(" rule=").append(decision.rule().pattern()).append(" catalog=")
+            .append(decision.rule().catalog());
+      }
+      send(ctx, req, 200, "text/plain", sb.append('\n').toString());
+    }
+
+    private static String first(QueryStringDecoder q, String key) {
+      var v = q.parameters().get(key);
+      return v == null || v.isEmpty() ? null : v.get(0);
+    }
+
+    private static void send(ChannelHandlerContext ctx, FullHttpRequest req, int status,
+        String type, String body) {
+      byte[] b = body.getBytes(StandardCharsets.UTF_8);
+      FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+          HttpResponseStatus.valueOf(status),
+          req.method().equals(HttpMethod.HEAD) ? Unpooled.EMPTY_BUFFER : Unpooled.wrappedBuffer(b));
+      r.headers().set(HttpHeaderNames.CONTENT_TYPE, type);
+      r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, b.length);
+      r.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
+      if (HttpUtil.isKeepAlive(req)) {
+        ctx.writeAndFlush(r);
+      } else {
+        ctx.writeAndFlush(r).addListener(ChannelFutureListener.CLOSE);
+      }
+    }
+  }
+}
