@@ -15,9 +15,10 @@ import org.openjdk.jmh.annotations.State;
 
 /**
  * Decision latency by rule-set size: the compiled trie uncached, and behind the Caffeine cache
- * (every query a hit). Queries are precomputed 5-label names, half matching, uniformly spread
- * over the rules (the cache-cold worst case), taken round-robin ({@code i++ & MASK}) so the timed
- * path allocates nothing of ours. Run with {@link RegexListBaselineBenchmark} for the baseline:
+ * (every query a hit). Queries are precomputed 5-label names, half matching, drawn from the rules
+ * with a Zipfian distribution (house style, and how egress traffic looks) or uniformly (every
+ * query lands on a cold part of the trie: the worst case), taken round-robin ({@code i++ &
+ * MASK}) so the timed path allocates nothing of ours. Run with {@link RegexListBaselineBenchmark} for the baseline:
  *
  * <pre>
  * java -jar benchmarks/target/benchmarks.jar 'DecisionBenchmark|RegexListBaselineBenchmark' -prof gc
@@ -31,6 +32,10 @@ public class DecisionBenchmark extends BenchmarkBase {
   @Param({"100", "10000", "1000000"})
   int rules;
 
+  /** zipf: a few names take most queries (real egress); uniform: every query cold (worst case). */
+  @Param({"zipf", "uniform"})
+  String distribution;
+
   private CompiledPolicy policy;
   private Decider decider;
   private Destination[] destinations;
@@ -39,7 +44,7 @@ public class DecisionBenchmark extends BenchmarkBase {
   @Setup(Level.Trial)
   public void setUp() {
     policy = RuleSets.compile(RuleSets.config(rules));
-    String[] names = RuleSets.queries(rules, QUERIES, 42);
+    String[] names = RuleSets.queries(rules, QUERIES, 42, distribution.equals("zipf"));
     destinations = new Destination[QUERIES];
     for (int k = 0; k < QUERIES; k++) {
       destinations[k] = Destination.of(names[k], 443, Protocol.TLS);

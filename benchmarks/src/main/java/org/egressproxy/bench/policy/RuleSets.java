@@ -49,6 +49,29 @@ public final class RuleSets {
     return rules;
   }
 
+  static double[] zipfCdf(int n, double s) {
+    double[] cdf = new double[n];
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+      sum += 1 / Math.pow(i + 1, s);
+      cdf[i] = sum;
+    }
+    for (int i = 0; i < n; i++) {
+      cdf[i] /= sum;
+    }
+    return cdf;
+  }
+
+  static int rank(double[] cdf, double u) {
+    int i = java.util.Arrays.binarySearch(cdf, u);
+    return Math.min(cdf.length - 1, i >= 0 ? i : -i - 1);
+  }
+
+  /** A fixed permutation of ranks over rule indexes, so hot rules are spread over the trie. */
+  static int scatter(int rank, int n) {
+    return (int) ((rank * 2_654_435_761L) % n);
+  }
+
   public static Config config(int count) {
     return new Config("bench", List.of(), null, List.of(),
         new Config.Policy(EnforcementMode.ENFORCE, List.of(), List.of(), rules(count), List.of()),
@@ -71,10 +94,20 @@ public final class RuleSets {
    * (first label differs, or the apex of a wildcard), so every walk goes deep.
    */
   public static String[] queries(int ruleCount, int n, long seed) {
+    return queries(ruleCount, n, seed, false);
+  }
+
+  /**
+   * As {@link #queries(int, int, long)}; with {@code zipf}, rules are drawn with a Zipfian
+   * distribution (exponent 0.99, as YCSB and Caffeine's benchmarks use): a few destinations take
+   * most of the traffic, as in real egress. Ranks are scattered over the rules.
+   */
+  public static String[] queries(int ruleCount, int n, long seed, boolean zipf) {
     SplittableRandom r = new SplittableRandom(seed);
+    double[] cdf = zipf ? zipfCdf(ruleCount, 0.99) : null;
     String[] out = new String[n];
     for (int k = 0; k < n; k++) {
-      int i = r.nextInt(ruleCount);
+      int i = zipf ? scatter(rank(cdf, r.nextDouble()), ruleCount) : r.nextInt(ruleCount);
       boolean hit = (k & 1) == 0;
       if (isWildcard(i)) {
         out[k] = hit ? "x." + wildcardBase(i) : wildcardBase(i);
