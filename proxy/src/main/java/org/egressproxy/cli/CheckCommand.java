@@ -3,6 +3,7 @@ package org.egressproxy.cli;
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.egressproxy.http.Authority;
 import org.egressproxy.match.Protocol;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
@@ -51,7 +52,7 @@ final class CheckCommand implements Callable<Integer> {
     }
     boolean anyDenied = false;
     for (String arg : destinations) {
-      HostAndPort hp = HostAndPort.parse(arg);
+      Authority hp = parse(arg);
       if (hp == null) {
         err.println("'" + arg + "' is not HOST[:PORT] (PORT 1-65535; write [v6]:PORT for IPv6)");
         return Main.CONFIG_ERROR;
@@ -81,38 +82,10 @@ final class CheckCommand implements Callable<Integer> {
   }
 
   /** {@code host}, {@code host:port}, {@code [v6]}, {@code [v6]:port} or a bare IPv6 literal. */
-  record HostAndPort(String host, int port) {
-    static HostAndPort parse(String s) {
-      String host = s;
-      String port = null;
-      if (s.startsWith("[")) {
-        int close = s.indexOf(']');
-        if (close < 0) {
-          return null;
-        }
-        host = s.substring(0, close + 1);
-        String rest = s.substring(close + 1);
-        if (!rest.isEmpty()) {
-          if (!rest.startsWith(":")) {
-            return null;
-          }
-          port = rest.substring(1);
-        }
-      } else if (s.indexOf(':') >= 0 && s.indexOf(':') == s.lastIndexOf(':')) {
-        host = s.substring(0, s.indexOf(':'));
-        port = s.substring(s.indexOf(':') + 1);
-      }
-      int p = 443;
-      if (port != null) {
-        if (port.isEmpty() || port.length() > 5 || !port.chars().allMatch(Character::isDigit)) {
-          return null;
-        }
-        p = Integer.parseInt(port);
-        if (p < 1 || p > 65535) {
-          return null;
-        }
-      }
-      return host.isEmpty() ? null : new HostAndPort(host, p);
+  static Authority parse(String s) {
+    if (!s.startsWith("[") && s.indexOf(':') != s.lastIndexOf(':')) {
+      return new Authority(s, 443); // a bare IPv6 literal: no port possible
     }
+    return Authority.parse(s, 443);
   }
 }

@@ -2,10 +2,8 @@ package org.egressproxy.http;
 
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.util.ReferenceCountUtil;
-import org.egressproxy.log.Connection;
 import org.egressproxy.net.ProxyRuntime;
 
 /**
@@ -27,15 +25,7 @@ public final class HttpHostHandler extends ChannelInboundHandlerAdapter {
     if (msg instanceof HttpRequest req && req.decoderResult().cause() != null) {
       Throwable failure = req.decoderResult().cause();
       ReferenceCountUtil.release(msg);
-      Connection c = ProxyRuntime.connection(ctx.channel());
-      c.reason = "bad-request";
-      runtime.decided(c);
-      boolean tooLarge = failure instanceof TooLongFrameException;
-      ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), tooLarge ? 431 : 400,
-          tooLarge ? "Request Header Fields Too Large" : "Bad Request",
-          "egress-proxy: " + (tooLarge ? "request head too large (limit 16 KiB)"
-              : "malformed request"), true))
-          .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+      HttpResponses.refuseMalformed(ctx, runtime, failure);
       return;
     }
     forwarder.channelRead(ctx, msg);

@@ -5,7 +5,6 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
@@ -54,13 +53,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       Throwable failure = req.decoderResult().cause();
       if (failure != null) {
         ReferenceCountUtil.release(msg);
-        Connection c = ProxyRuntime.connection(ctx.channel());
-        c.reason = "bad-request";
-        runtime.decided(c);
-        boolean tooLarge = failure instanceof TooLongFrameException;
-        reply(ctx, tooLarge ? 431 : 400, tooLarge ? "Request Header Fields Too Large" : "Bad Request",
-            tooLarge ? "egress-proxy: request head too large (limit 16 KiB)"
-                : "egress-proxy: malformed request: " + failure.getMessage());
+        HttpResponses.refuseMalformed(ctx, runtime, failure);
         return;
       }
       if (req.method() == HttpMethod.CONNECT) {

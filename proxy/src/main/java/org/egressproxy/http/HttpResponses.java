@@ -52,6 +52,23 @@ public final class HttpResponses {
     return r;
   }
 
+  /**
+   * Refuses a request the HTTP decoder could not read (400, or 431 for a head over the limit),
+   * logs the decision and closes: after a framing error nothing on the connection can be trusted.
+   */
+  public static void refuseMalformed(io.netty.channel.ChannelHandlerContext ctx,
+      org.egressproxy.net.ProxyRuntime runtime, Throwable failure) {
+    org.egressproxy.log.Connection c = org.egressproxy.net.ProxyRuntime.connection(ctx.channel());
+    c.reason = "bad-request";
+    runtime.decided(c);
+    boolean tooLarge = failure instanceof io.netty.handler.codec.TooLongFrameException;
+    ctx.writeAndFlush(full(ctx.alloc(), tooLarge ? 431 : 400,
+            tooLarge ? "Request Header Fields Too Large" : "Bad Request",
+            tooLarge ? "egress-proxy: request head too large (limit 16 KiB)"
+                : "egress-proxy: malformed request: " + failure.getMessage(), true))
+        .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+  }
+
   public static ByteBuf connectionEstablished(ByteBufAllocator alloc) {
     ByteBuf buf = alloc.buffer(39);
     buf.writeCharSequence("HTTP/1.1 200 Connection established\r\n\r\n",
