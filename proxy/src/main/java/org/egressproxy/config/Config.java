@@ -23,7 +23,10 @@ public record Config(
     String decisionLogPath,
     int cacheMaxEntries,
     Timeouts timeouts,
-    boolean requireSniMatch) {
+    boolean requireSniMatch,
+    Duration shutdownDrain) {
+
+  public static final Duration DEFAULT_SHUTDOWN_DRAIN = Duration.ofSeconds(30);
 
   public static final int DEFAULT_CACHE_MAX_ENTRIES = 100_000;
 

@@ -88,9 +88,10 @@ public final class ConfigLoader {
     int cacheMax = cache(y, top.get("cache"));
     Config.Timeouts timeouts = timeouts(y, top.get("timeouts"));
     boolean requireSniMatch = tunnel(y, top.get("tunnel"));
+    Duration drain = shutdown(y, top.get("shutdown"));
     top.finish();
     return new Config(name, listeners, admin, variables, policy, hosts, List.copyOf(servers),
-        logPath, cacheMax, timeouts, requireSniMatch);
+        logPath, cacheMax, timeouts, requireSniMatch, drain);
   }
 
   private static Config emptyConfig(String name) {
@@ -105,7 +106,8 @@ public final class ConfigLoader {
         null,
         Config.DEFAULT_CACHE_MAX_ENTRIES,
         Config.Timeouts.DEFAULTS,
-        true);
+        true,
+        Config.DEFAULT_SHUTDOWN_DRAIN);
   }
 
   private static List<Listener> listeners(YamlReader y, Node node) {
@@ -460,6 +462,19 @@ public final class ConfigLoader {
       case "h" -> Duration.ofHours(v);
       default -> Duration.ofDays(v);
     };
+  }
+
+  private static Duration shutdown(YamlReader y, Node node) {
+    if (node == null) {
+      return Config.DEFAULT_SHUTDOWN_DRAIN;
+    }
+    MapView m = y.map(node, "shutdown");
+    if (m == null) {
+      return Config.DEFAULT_SHUTDOWN_DRAIN;
+    }
+    Duration d = duration(y, m.get("drain"), "shutdown.drain", Config.DEFAULT_SHUTDOWN_DRAIN);
+    m.finish();
+    return d;
   }
 
   private static boolean tunnel(YamlReader y, Node node) {

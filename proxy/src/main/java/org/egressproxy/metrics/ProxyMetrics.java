@@ -84,6 +84,12 @@ public final class ProxyMetrics {
         .tag("reason", reason).description("Decisions made").register(registry)).increment();
   }
 
+  /** {@code egress_config_reloads_total{result="ok|error"}}. */
+  public void reload(boolean ok) {
+    Counter.builder("egress.config.reloads").tag("result", ok ? "ok" : "error")
+        .description("Configuration reloads").register(registry).increment();
+  }
+
   public Timer upstreamConnect() {
     return connect;
   }

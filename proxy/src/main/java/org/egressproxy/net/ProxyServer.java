@@ -145,6 +145,25 @@ public final class ProxyServer implements AutoCloseable {
     };
   }
 
+  /** Closes the listening sockets: new connections are refused, open ones go on. */
+  public void stopAccepting() {
+    listening.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+  }
+
+  /**
+   * Waits until every client connection has ended or {@code max} has passed.
+   *
+   * @return the connections still open
+   */
+  public int awaitDrained(java.time.Duration max, java.util.function.BooleanSupplier abort)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + max.toNanos();
+    while (!clients.isEmpty() && System.nanoTime() < deadline && !abort.getAsBoolean()) {
+      Thread.sleep(50);
+    }
+    return clients.size();
+  }
+
   /** Stops accepting, closes every connection, releases the event loops. */
   @Override
   public void close() {

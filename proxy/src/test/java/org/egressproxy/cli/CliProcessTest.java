@@ -141,6 +141,88 @@ class CliProcessTest {
   }
 
   @Test
+  void aChangedConfigFileIsReloadedWithoutASignal(@TempDir Path dir) throws Exception {
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n");
+    Process p = java(dir, "run", "--config", config.toString()).start();
+    try {
+      BlockingQueue<String> out = lines(p);
+      await(out, "ready.");
+      Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n    - allow: b.test\n"
+          + "    - allow: c.test\n");
+      assertThat(await(out, "reloaded (file changed)")).contains("3 rules");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  @Test
+  void sigtermDrainsOpenTunnelsWhileRefusingNewConnections(@TempDir Path dir) throws Exception {
+    int proxyPort;
+    int adminPort;
+    try (java.net.ServerSocket a = new java.net.ServerSocket(0);
+        java.net.ServerSocket b = new java.net.ServerSocket(0)) {
+      proxyPort = a.getLocalPort();
+      adminPort = b.getLocalPort();
+    }
+    try (java.net.ServerSocket origin = new java.net.ServerSocket(0, 5,
+        java.net.InetAddress.getLoopbackAddress())) {
+      Thread echo = new Thread(() -> {
+        try (java.net.Socket s = origin.accept()) {
+          s.getInputStream().transferTo(s.getOutputStream());
+        } catch (IOException e) {
+          // the test ends the connection
+        }
+      });
+      echo.setDaemon(true);
+      echo.start();
+      Path config = dir.resolve("proxy.yaml");
+      Files.writeString(config, "listeners:\n  - {name: explicit, mode: http-proxy, bind: "
+          + "\"127.0.0.1:" + proxyPort + "\"}\nadmin: {bind: \"127.0.0.1:" + adminPort + "\"}\n"
+          + "policy:\n  rules:\n    - allow: echo.test\n      ports: [" + origin.getLocalPort()
+          + "]\n  allowDestinationCidrs: [127.0.0.0/8]\n"
+          + "resolver: {hosts: {echo.test: 127.0.0.1}}\nshutdown: {drain: 20s}\n");
+      Process p = java(dir, "run", "--config", config.toString()).start();
+      try (java.net.Socket tunnel = new java.net.Socket()) {
+        BlockingQueue<String> out = lines(p);
+        await(out, "ready.");
+        tunnel.connect(new java.net.InetSocketAddress("127.0.0.1", proxyPort), 5000);
+        tunnel.setSoTimeout(10_000);
+        tunnel.getOutputStream().write(("CONNECT echo.test:" + origin.getLocalPort()
+            + " HTTP/1.1\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        byte[] head = new byte[39];
+        assertThat(tunnel.getInputStream().readNBytes(head, 0, 39)).isEqualTo(39);
+        assertThat(new String(head, StandardCharsets.US_ASCII)).startsWith("HTTP/1.1 200");
+
+        signal(p, "TERM");
+        await(out, "draining 1 connection");
+        // Not ready any more, refusing new connections, and the open tunnel still works.
+        var readyz = java.net.http.HttpClient.newHttpClient().send(
+            java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+                "http://127.0.0.1:" + adminPort + "/readyz")).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertThat(readyz.statusCode()).isEqualTo(503);
+        assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> {
+          try (java.net.Socket s = new java.net.Socket("127.0.0.1", proxyPort)) {
+            s.setSoTimeout(2000);
+          }
+        })).isInstanceOf(java.net.ConnectException.class);
+        tunnel.getOutputStream().write("still here\n".getBytes(StandardCharsets.US_ASCII));
+        assertThat(new String(tunnel.getInputStream().readNBytes(11), StandardCharsets.US_ASCII))
+            .isEqualTo("still here\n");
+        tunnel.close();
+        await(out, "stopped");
+        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).isZero();
+      } finally {
+        p.destroyForcibly();
+      }
+    }
+  }
+
+  @Test
   void runWithABrokenConfigExitsTwo(@TempDir Path dir) throws Exception {
     Path config = dir.resolve("bad.yaml");
     Files.writeString(config, "listeners: 3\n");

@@ -1,0 +1,246 @@
+package org.egressproxy.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.FileSystems;
+import java.nio.file.Path;
+import java.nio.file.StandardWatchEventKinds;
+import java.nio.file.WatchEvent;
+import java.nio.file.WatchKey;
+import java.nio.file.WatchService;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.egressproxy.admin.AdminServer;
+import org.egressproxy.config.Config;
+import org.egressproxy.config.ConfigException;
+import org.egressproxy.config.Problems;
+import org.egressproxy.log.DecisionLog;
+import org.egressproxy.metrics.ProxyMetrics;
+import org.egressproxy.net.ProxyServer;
+import org.egressproxy.net.Transport;
+import org.egressproxy.policy.CompiledPolicy;
+import org.egressproxy.policy.Decider;
+import org.egressproxy.policy.PolicyLoader;
+import sun.misc.Signal;
+
+/**
+ * The running proxy's life: start every part, reload the policy (SIGHUP, or a change to the
+ * configuration file or a catalog file), and stop gracefully on SIGTERM/SIGINT: {@code /readyz}
+ * turns 503, the listeners close, open connections get up to {@code shutdown.drain} to finish
+ * (a second signal cuts that short), the rest are closed, the decision log is flushed.
+ */
+final class ProxyService {
+  private final Path configFile;
+  private final PrintWriter out;
+  private final PrintWriter err;
+  private final AtomicBoolean stopping = new AtomicBoolean();
+  private final AtomicBoolean force = new AtomicBoolean();
+  private final ExecutorService reloads = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "policy-reload");
+    t.setDaemon(true);
+    return t;
+  });
+  private Decider decider;
+  private ProxyMetrics metrics;
+
+  ProxyService(Path configFile, PrintWriter out, PrintWriter err) {
+    this.configFile = configFile;
+    this.out = out;
+    this.err = err;
+  }
+
+  int run() {
+    PolicyLoader.Loaded loaded;
+    try {
+      loaded = PolicyLoader.load(configFile);
+      CommonOptions.printWarnings(loaded.problems(), err);
+    } catch (ConfigException e) {
+      printProblems(e);
+      err.println("configuration error: " + e.errors().size() + " problem"
+          + (e.errors().size() == 1 ? "" : "s") + "; nothing was started");
+      err.flush();
+      return Main.CONFIG_ERROR;
+    }
+    Config config = loaded.config();
+    decider = new Decider(loaded.policy(), config.cacheMaxEntries());
+    say(describe(loaded.policy()) + " from " + config.file());
+    metrics = new ProxyMetrics();
+    metrics.bindDecisionCache(decider.cache());
+    DecisionLog log;
+    try {
+      log = config.decisionLogPath() == null ? DecisionLog.disabled()
+          : DecisionLog.open(config.decisionLogPath());
+    } catch (RuntimeException e) {
+      err.println("egress-proxy: cannot open the decision log " + config.decisionLogPath() + ": "
+          + e.getMessage());
+      err.flush();
+      return Main.CONFIG_ERROR;
+    }
+    metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
+    Transport transport = Transport.select();
+    if (transport.fallbackReason() != null) {
+      say("native epoll unavailable, using NIO (" + transport.fallbackReason() + ")");
+    }
+    ProxyServer server = new ProxyServer(config, decider, log, metrics, transport);
+    try {
+      server.start(config.listeners());
+    } catch (ProxyServer.BindException e) {
+      err.println("egress-proxy: " + e.getMessage());
+      err.flush();
+      log.close();
+      return Main.CONFIG_ERROR;
+    }
+    server.boundAddresses().forEach((name, a) -> say("listener '" + name + "' on "
+        + a.getAddress().getHostAddress() + ":" + a.getPort() + " (" + transport.name() + ")"));
+    AdminServer admin = null;
+    if (config.adminBind() != null) {
+      try {
+        admin = new AdminServer(config.adminBind(), transport, metrics, decider,
+            () -> !stopping.get());
+        say("admin on " + admin.address().getAddress().getHostAddress() + ":"
+            + admin.address().getPort() + " (/metrics, /healthz, /readyz, /check)");
+      } catch (Exception e) {
+        err.println("egress-proxy: cannot bind the admin listener to " + config.adminBind()
+            + ": " + e.getMessage());
+        err.flush();
+        server.close();
+        log.close();
+        return Main.CONFIG_ERROR;
+      }
+    }
+    CountDownLatch stop = new CountDownLatch(1);
+    Signal.handle(new Signal("TERM"), s -> signalled(stop));
+    Signal.handle(new Signal("INT"), s -> signalled(stop));
+    Signal.handle(new Signal("HUP"), s -> reloads.execute(() -> reload("SIGHUP")));
+    Thread watcher = watch(config);
+    say("ready. SIGHUP (or a changed config or catalog file) reloads the policy; SIGTERM stops.");
+
+    try {
+      stop.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    stopping.set(true);
+    if (watcher != null) {
+      watcher.interrupt();
+    }
+    reloads.shutdownNow();
+    server.stopAccepting();
+    int open = server.clientChannels().size();
+    if (open > 0) {
+      say("draining " + open + " connection(s) for up to " + config.shutdownDrain().toSeconds()
+          + " s (a second SIGTERM stops now)");
+    }
+    try {
+      int left = server.awaitDrained(config.shutdownDrain(), force::get);
+      if (left > 0) {
+        say("closing " + left + " connection(s) still open");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    if (admin != null) {
+      admin.close();
+    }
+    server.close();
+    log.close();
+    say("stopped");
+    return Main.OK;
+  }
+
+  private void signalled(CountDownLatch stop) {
+    if (stop.getCount() == 0) {
+      force.set(true); // second signal: stop draining
+    }
+    stop.countDown();
+  }
+
+  /** Reloads the configuration; a broken one keeps the current policy serving. */
+  void reload(String why) {
+    try {
+      PolicyLoader.Loaded next = PolicyLoader.load(configFile);
+      CommonOptions.printWarnings(next.problems(), err);
+      decider.install(next.policy());
+      metrics.reload(true);
+      say("reloaded (" + why + "): " + describe(next.policy()));
+    } catch (ConfigException e) {
+      metrics.reload(false);
+      printProblems(e);
+      err.println("egress-proxy: reload failed (" + why + "); still serving policy generation "
+          + decider.policy().generation());
+      err.flush();
+    }
+  }
+
+  /**
+   * Watches the configuration file and the catalog directories; a change reloads, once things
+   * have been quiet for half a second (editors write in several steps).
+   */
+  private Thread watch(Config config) {
+    if (configFile == null) {
+      return null;
+    }
+    Set<Path> dirs = new HashSet<>();
+    Path abs = configFile.toAbsolutePath();
+    dirs.add(abs.getParent());
+    Set<Path> catalogDirs = new HashSet<>();
+    config.policy().catalogDirs().forEach(d -> catalogDirs.add(d.path().toAbsolutePath()));
+    dirs.addAll(catalogDirs);
+    WatchService ws;
+    try {
+      ws = FileSystems.getDefault().newWatchService();
+      for (Path d : dirs) {
+        d.register(ws, StandardWatchEventKinds.ENTRY_CREATE, StandardWatchEventKinds.ENTRY_MODIFY,
+            StandardWatchEventKinds.ENTRY_DELETE);
+      }
+    } catch (IOException e) {
+      err.println("egress-proxy: not watching the configuration for changes: " + e);
+      return null;
+    }
+    Thread t = new Thread(() -> {
+      try (ws) {
+        while (!Thread.currentThread().isInterrupted()) {
+          WatchKey key = ws.take();
+          boolean relevant = false;
+          do {
+            for (WatchEvent<?> ev : key.pollEvents()) {
+              Path changed = ((Path) key.watchable()).resolve(String.valueOf(ev.context()));
+              relevant |= changed.equals(abs) || (changed.toString().endsWith(".yaml")
+                  && catalogDirs.contains(changed.getParent()));
+            }
+            key.reset();
+          } while ((key = ws.poll(500, java.util.concurrent.TimeUnit.MILLISECONDS)) != null);
+          if (relevant) {
+            reloads.execute(() -> reload("file changed"));
+          }
+        }
+      } catch (InterruptedException | IOException | java.nio.file.ClosedWatchServiceException e) {
+        // stopping
+      }
+    }, "config-watch");
+    t.setDaemon(true);
+    t.start();
+    return t;
+  }
+
+  private void printProblems(ConfigException e) {
+    for (Problems.Problem p : e.problems().all()) {
+      err.println(p);
+    }
+    err.flush();
+  }
+
+  private void say(String line) {
+    out.println("egress-proxy: " + line);
+    out.flush();
+  }
+
+  static String describe(CompiledPolicy p) {
+    return "policy generation " + p.generation() + " (" + p.mode().name().toLowerCase() + "): "
+        + p.catalogs().size() + " catalogs, " + p.ruleCount() + " rules";
+  }
+}
