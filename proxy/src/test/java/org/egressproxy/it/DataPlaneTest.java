@@ -310,6 +310,35 @@ class DataPlaneTest {
     }
   }
 
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit", "http"})
+  void requestBodiesAreForwardedWhetherSizedOrChunked(String listener, @TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
+      try (Socket s = socket(p.port(listener))) {
+        String target = listener.equals("explicit")
+            ? "http://www.allowed.test:" + httpOrigin.port + "/post" : "/post";
+        String host = "www.allowed.test" + (listener.equals("explicit") ? ":" + httpOrigin.port
+            : "");
+        byte[] body = "x".repeat(100_000).getBytes(StandardCharsets.US_ASCII);
+        OutputStream out = s.getOutputStream();
+        out.write(("POST " + target + " HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: "
+            + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        out.write(body);
+        assertThat(readResponse(s.getInputStream())).startsWith("200|")
+            .contains("method=POST").contains("bytes=100000");
+        out.write(("POST " + target + " HTTP/1.1\r\nHost: " + host
+            + "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            .getBytes(StandardCharsets.US_ASCII));
+        assertThat(readResponse(s.getInputStream())).startsWith("200|").contains("bytes=11");
+      }
+      List<String> closes = p.closeAndReadLog().stream()
+          .filter(l -> l.contains("\"event\":\"close\"")).toList();
+      assertThat(closes).anySatisfy(l -> assertThat(l).contains("\"bytesUp\":100000,"))
+          .anySatisfy(l -> assertThat(l).contains("\"bytesUp\":11,"));
+    }
+  }
+
   @Test
   void absoluteFormHostMismatchAndOriginFormAreRefused(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
