@@ -22,18 +22,18 @@ import io.netty.handler.codec.http.QueryStringDecoder;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.egressproxy.config.HostPort;
 import org.egressproxy.match.Protocol;
 import org.egressproxy.metrics.ProxyMetrics;
 import org.egressproxy.net.Transport;
-import org.egressproxy.policy.Decider;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
 import org.egressproxy.tunnel.UpstreamConnector;
 
 /**
- * The admin listener ({@code admin.bind}): {@code GET /metrics} (Prometheus text),
+ * The admin listener ({@code admin.bind}): {@code GET /} (a status page: policy, last reload,
+ * open connections, most denied destinations), {@code /policy} (the same as JSON), {@code
+ * /metrics} (Prometheus text),
  * {@code /healthz} (the process is alive), {@code /readyz} (listeners bound and a policy loaded;
  * 503 otherwise, e.g. while stopping), {@code /check?host=&port=&protocol=} (the offline check,
  * against the running policy). Read-only; anything else is 404 or 405.
@@ -42,8 +42,8 @@ public final class AdminServer implements AutoCloseable {
   private final EventLoopGroup group;
   private final Channel channel;
 
-  public AdminServer(HostPort bind, Transport transport, ProxyMetrics metrics, Decider decider,
-      BooleanSupplier ready) throws InterruptedException {
+  public AdminServer(HostPort bind, Transport transport, ProxyMetrics metrics, Status status)
+      throws InterruptedException {
     group = transport.newGroup(1, "egress-admin");
     channel = new ServerBootstrap().group(group).channel(transport.serverChannel())
         .childHandler(new ChannelInitializer<>() {
@@ -51,7 +51,7 @@ public final class AdminServer implements AutoCloseable {
           protected void initChannel(Channel ch) {
             ch.pipeline().addLast(new HttpServerCodec(4096, 8192, 8192));
             ch.pipeline().addLast(new HttpObjectAggregator(8192));
-            ch.pipeline().addLast(new Routes(metrics, decider, ready));
+            ch.pipeline().addLast(new Routes(metrics, status));
           }
         })
         .bind(new InetSocketAddress(UpstreamConnector.inet(bind.address()), bind.port()))
@@ -70,13 +70,11 @@ public final class AdminServer implements AutoCloseable {
 
   private static final class Routes extends SimpleChannelInboundHandler<FullHttpRequest> {
     private final ProxyMetrics metrics;
-    private final Decider decider;
-    private final BooleanSupplier ready;
+    private final Status status;
 
-    Routes(ProxyMetrics metrics, Decider decider, BooleanSupplier ready) {
+    Routes(ProxyMetrics metrics, Status status) {
       this.metrics = metrics;
-      this.decider = decider;
-      this.ready = ready;
+      this.status = status;
     }
 
     @Override
@@ -90,13 +88,16 @@ public final class AdminServer implements AutoCloseable {
         case "/metrics" -> send(ctx, req, 200, "text/plain; version=0.0.4; charset=utf-8",
             metrics.scrape());
         case "/healthz" -> send(ctx, req, 200, "text/plain", "ok\n");
+        case "/" -> send(ctx, req, 200, "text/html; charset=utf-8", StatusPages.html(status));
+        case "/policy" -> send(ctx, req, 200, "application/json",
+            StatusPages.policyJson(status));
         case "/readyz" -> {
-          boolean ok = ready.getAsBoolean();
+          boolean ok = status.ready();
           send(ctx, req, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n");
         }
         case "/check" -> check(ctx, req, q);
         default -> send(ctx, req, 404, "text/plain",
-            "not found; try /metrics, /healthz, /readyz, /check?host=H&port=P\n");
+            "not found; try /, /metrics, /policy, /healthz, /readyz, /check?host=H&port=P\n");
       }
     }
 
@@ -118,7 +119,7 @@ public final class AdminServer implements AutoCloseable {
         return;
       }
       Destination d = Destination.of(host, port, p);
-      Decision decision = decider.policy().decide(d);
+      Decision decision = status.policy().decide(d);
       StringBuilder sb = new StringBuilder();
       sb.append(decision.allowed() ? "ALLOW " : "DENY ").append(d).append(' ').append(p.id())
           .append(" reason=").append(decision.reason().id());

@@ -15,6 +15,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.egressproxy.admin.AdminServer;
+import org.egressproxy.admin.Status;
 import org.egressproxy.config.Config;
 import org.egressproxy.config.ConfigException;
 import org.egressproxy.config.Problems;
@@ -46,6 +47,7 @@ final class ProxyService {
   });
   private Decider decider;
   private ProxyMetrics metrics;
+  private volatile Status.Reload lastReload;
 
   ProxyService(Path configFile, PrintWriter out, PrintWriter err) {
     this.configFile = configFile;
@@ -99,10 +101,9 @@ final class ProxyService {
     AdminServer admin = null;
     if (config.adminBind() != null) {
       try {
-        admin = new AdminServer(config.adminBind(), transport, metrics, decider,
-            () -> !stopping.get());
+        admin = new AdminServer(config.adminBind(), transport, metrics, status());
         say("admin on " + admin.address().getAddress().getHostAddress() + ":"
-            + admin.address().getPort() + " (/metrics, /healthz, /readyz, /check)");
+            + admin.address().getPort() + " (/, /policy, /metrics, /healthz, /readyz, /check)");
       } catch (Exception e) {
         err.println("egress-proxy: cannot bind the admin listener to " + config.adminBind()
             + ": " + e.getMessage());
@@ -152,6 +153,35 @@ final class ProxyService {
     return Main.OK;
   }
 
+  private Status status() {
+    return new Status() {
+      @Override
+      public boolean ready() {
+        return !stopping.get();
+      }
+
+      @Override
+      public CompiledPolicy policy() {
+        return decider.policy();
+      }
+
+      @Override
+      public Reload lastReload() {
+        return lastReload;
+      }
+
+      @Override
+      public java.util.Map<String, Integer> active() {
+        return metrics.activeByListener();
+      }
+
+      @Override
+      public java.util.List<java.util.Map.Entry<String, Long>> topDenied(int n) {
+        return metrics.topDenied().top(n);
+      }
+    };
+  }
+
   private void signalled(CountDownLatch stop) {
     if (stop.getCount() == 0) {
       force.set(true); // second signal: stop draining
@@ -166,9 +196,13 @@ final class ProxyService {
       CommonOptions.printWarnings(next.problems(), err);
       decider.install(next.policy());
       metrics.reload(true);
+      lastReload = new Status.Reload(java.time.Instant.now(), why, true,
+          next.problems().warnings().stream().map(Object::toString).toList());
       say("reloaded (" + why + "): " + describe(next.policy()));
     } catch (ConfigException e) {
       metrics.reload(false);
+      lastReload = new Status.Reload(java.time.Instant.now(), why, false,
+          e.problems().all().stream().map(Object::toString).toList());
       printProblems(e);
       err.println("egress-proxy: reload failed (" + why + "); still serving policy generation "
           + decider.policy().generation());

@@ -92,26 +92,7 @@ public final class Connection {
     }
   }
 
-  /** JSON string escaping: quotes, backslash, and every control character. */
-  static void quote(StringBuilder sb, String s) {
-    sb.append('"');
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      switch (c) {
-        case '"' -> sb.append("\\\"");
-        case '\\' -> sb.append("\\\\");
-        case '\n' -> sb.append("\\n");
-        case '\r' -> sb.append("\\r");
-        case '\t' -> sb.append("\\t");
-        default -> {
-          if (c < 0x20 || c == 0x7f || (c >= 0x2028 && c <= 0x2029)) {
-            sb.append(String.format("\\u%04x", (int) c));
-          } else {
-            sb.append(c);
-          }
-        }
-      }
-    }
-    sb.append('"');
+  private static void quote(StringBuilder sb, String s) {
+    Json.quote(sb, s);
   }
 }

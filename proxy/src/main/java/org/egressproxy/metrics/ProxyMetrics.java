@@ -32,6 +32,7 @@ public final class ProxyMetrics {
   private final Map<String, Counter> decisions = new ConcurrentHashMap<>();
   private final Map<String, Listener> listeners = new ConcurrentHashMap<>();
   private final Timer connect;
+  private final TopDenied topDenied = new TopDenied();
 
   /** Per-listener meters, looked up once per connection. */
   public static final class Listener {
@@ -75,6 +76,17 @@ public final class ProxyMetrics {
           .tag("listener", n).description("Open client connections").register(registry);
       return l;
     });
+  }
+
+  public TopDenied topDenied() {
+    return topDenied;
+  }
+
+  /** Open connections per listener. */
+  public Map<String, Integer> activeByListener() {
+    Map<String, Integer> out = new java.util.TreeMap<>();
+    listeners.forEach((name, l) -> out.put(name, l.active.get()));
+    return out;
   }
 
   public void decision(String listener, boolean allowed, String reason) {

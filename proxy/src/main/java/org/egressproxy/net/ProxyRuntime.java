@@ -32,6 +32,9 @@ public record ProxyRuntime(
   /** Logs and counts a decision (allow or deny) for {@code c}. */
   public void decided(Connection c) {
     metrics.decision(c.listener, c.allowed(), c.reasonId());
+    if (!c.allowed() && c.host != null) {
+      metrics.topDenied().record(c.host + (c.port > 0 ? ":" + c.port : ""));
+    }
     log.decision(c);
   }
 }

@@ -82,6 +82,7 @@ public final class ProxyServer implements AutoCloseable {
   /** Binds every listener; on the first failure, unbinds the others and throws. */
   public void start(List<Config.Listener> listeners) throws BindException {
     for (Config.Listener l : listeners) {
+      runtime.metrics().listener(l.name()); // its meters exist (at zero) from the start
       ServerBootstrap b = new ServerBootstrap()
           .group(boss, workers)
           .channel(transport.serverChannel())

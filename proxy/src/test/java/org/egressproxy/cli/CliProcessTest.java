@@ -103,9 +103,14 @@ class CliProcessTest {
     try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
       port = probe.getLocalPort();
     }
+    int proxyPort;
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+      proxyPort = probe.getLocalPort();
+    }
     Path config = dir.resolve("proxy.yaml");
     Files.writeString(config, "admin:\n  bind: 127.0.0.1:" + port + "\n"
-        + "policy:\n  rules:\n    - allow: a.test\n");
+        + "listeners:\n  - {name: explicit, mode: http-proxy, bind: \"127.0.0.1:" + proxyPort
+        + "\"}\npolicy:\n  rules:\n    - allow: a.test\n");
     Process p = java(dir, "run", "--config", config.toString()).start();
     try {
       BlockingQueue<String> out = lines(p);
@@ -132,6 +137,28 @@ class CliProcessTest {
       assertThat(get.apply("/check?host=b.test").body()).startsWith("DENY b.test:443 tls"
           + " reason=no-match");
       assertThat(get.apply("/nope").statusCode()).isEqualTo(404);
+
+      // A denied destination shows on the status page; a broken reload in /policy and on it.
+      for (int i = 0; i < 3; i++) {
+        try (java.net.Socket s = new java.net.Socket("127.0.0.1", proxyPort)) {
+          s.getOutputStream().write("CONNECT denied.test:443 HTTP/1.1\r\n\r\n".getBytes());
+          s.getInputStream().readAllBytes();
+        }
+      }
+      Files.writeString(config, "admin:\n  bind: 127.0.0.1:" + port + "\n"
+          + "policy:\n  rules:\n    - allow: \"*bad.test\"\n");
+      signal(p, "HUP");
+      await(out, "reload failed");
+      String page = get.apply("/").body();
+      assertThat(page).contains("Policy version").contains("<td>denied.test:443</td><td>3</td>")
+          .contains("<td>explicit</td>").contains("failed; the previous policy is still serving")
+          .contains("proxy.yaml:5: ");
+      String policy = get.apply("/policy").body();
+      assertThat(policy).startsWith("{\"version\":").contains("\"mode\":\"enforce\"")
+          .contains("\"localRules\":[{\"action\":\"allow\",\"rule\":\"a.test\"")
+          .contains("\"result\":\"error\"").contains("proxy.yaml:5:");
+      assertThat(get.apply("/metrics").body())
+          .contains("egress_config_reloads_total{result=\"error\"} 1.0");
       signal(p, "TERM");
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
       assertThat(p.exitValue()).isZero();

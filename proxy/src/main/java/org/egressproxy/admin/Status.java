@@ -1,0 +1,27 @@
+package org.egressproxy.admin;
+
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import org.egressproxy.policy.CompiledPolicy;
+
+/** What the admin endpoint shows about the running proxy. */
+public interface Status {
+  /** Listeners bound, a policy loaded, not stopping. */
+  boolean ready();
+
+  /** The policy deciding now. */
+  CompiledPolicy policy();
+
+  /** The last reload, or {@code null} when there was none. */
+  Reload lastReload();
+
+  /** Open client connections per listener. */
+  Map<String, Integer> active();
+
+  /** The most denied destinations since start. */
+  List<Map.Entry<String, Long>> topDenied(int n);
+
+  /** One reload's outcome; {@code errors} as FILE:LINE: message lines. */
+  record Reload(Instant at, String trigger, boolean ok, List<String> errors) {}
+}
