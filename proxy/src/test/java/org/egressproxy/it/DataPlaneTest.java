@@ -497,6 +497,64 @@ class DataPlaneTest {
   }
 
   @Test
+  void aReloadLeavesLiveTunnelsAloneAndAppliesToNewConnections(@TempDir Path dir)
+      throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    String yaml = withPorts(config(recorder.port, httpOrigin.port, ""), recorder.port);
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
+      try (Socket live = socket(p.port("explicit"))) {
+        assertThat(connect(live, "www.allowed.test:" + recorder.port)).contains("200");
+        // The new policy denies the host the live tunnel goes to.
+        p.server.runtime().decider().install(compile(yaml.replace("    - deny: blocked.allowed.test",
+            "    - deny: blocked.allowed.test\n    - deny: www.allowed.test")));
+        try (Socket fresh = socket(p.port("explicit"))) {
+          assertThat(connect(fresh, "www.allowed.test:" + recorder.port)).contains(" 403 ");
+        }
+        live.getOutputStream().write(new byte[1234]);
+        live.shutdownOutput();
+        assertThat(line(live.getInputStream())).isEqualTo("got 1234");
+      }
+    }
+  }
+
+  static org.egressproxy.policy.CompiledPolicy compile(String yaml) {
+    org.egressproxy.config.Problems problems = new org.egressproxy.config.Problems();
+    org.egressproxy.config.Config c = org.egressproxy.config.ConfigLoader.read("reload.yaml",
+        new java.io.StringReader(yaml), problems);
+    return new org.egressproxy.policy.PolicyCompiler().compile(c,
+        org.egressproxy.catalog.CatalogSet.load(List.of(), problems), problems);
+  }
+
+  @Test
+  void metricsAreValidPrometheusText(@TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
+      try (Socket s = socket(p.port("explicit"))) {
+        assertThat(connect(s, "evil.example:443")).contains(" 403 ");
+      }
+      java.util.regex.Pattern sample = java.util.regex.Pattern.compile(
+          "[a-zA-Z_:][a-zA-Z0-9_:]*(\\{([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\",?)*})?"
+              + " (-?[0-9.eE+-]+|NaN|\\+Inf|-Inf)");
+      String text = p.metrics.scrape();
+      java.util.Map<String, Double> values = new java.util.HashMap<>();
+      for (String l : text.split("\n")) {
+        if (l.isEmpty() || l.startsWith("# HELP ") || l.startsWith("# TYPE ")) {
+          continue;
+        }
+        assertThat(sample.matcher(l).matches()).as("a Prometheus sample line: %s", l).isTrue();
+        values.put(l.substring(0, l.lastIndexOf(' ')),
+            Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1).replace("+Inf", "Infinity")));
+      }
+      assertThat(values).containsEntry(
+          "egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\"}",
+          1.0);
+      assertThat(values.keySet()).contains("egress_connections_active{listener=\"tls\"}",
+          "egress_decision_log_dropped_total",
+          "cache_gets_total{cache=\"decisions\",result=\"miss\"}")
+          .anyMatch(k -> k.startsWith("egress_upstream_connect_seconds_bucket{le="));
+    }
+  }
+
+  @Test
   void jdkHttpClientThroughTheProxy(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", tlsOrigin.port,
         httpOrigin.port)) {
