@@ -24,7 +24,15 @@ public record Config(
     int cacheMaxEntries,
     Timeouts timeouts,
     boolean requireSniMatch,
-    Duration shutdownDrain) {
+    Duration shutdownDrain,
+    ParentProxy parentProxy) {
+
+  /**
+   * {@code upstream.proxy}: allowed traffic leaves through this proxy (HTTP CONNECT or SOCKS5),
+   * except destinations matching {@code upstream.noProxy} (name patterns or CIDRs).
+   */
+  public record ParentProxy(String scheme, String host, int port, List<String> noProxy,
+      SourceRef at) {}
 
   public static final Duration DEFAULT_SHUTDOWN_DRAIN = Duration.ofSeconds(30);
 

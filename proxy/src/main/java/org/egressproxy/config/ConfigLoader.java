@@ -89,9 +89,10 @@ public final class ConfigLoader {
     Config.Timeouts timeouts = timeouts(y, top.get("timeouts"));
     boolean requireSniMatch = tunnel(y, top.get("tunnel"));
     Duration drain = shutdown(y, top.get("shutdown"));
+    Config.ParentProxy parent = upstream(y, top.get("upstream"));
     top.finish();
     return new Config(name, listeners, admin, variables, policy, hosts, List.copyOf(servers),
-        logPath, cacheMax, timeouts, requireSniMatch, drain);
+        logPath, cacheMax, timeouts, requireSniMatch, drain, parent);
   }
 
   private static Config emptyConfig(String name) {
@@ -107,7 +108,8 @@ public final class ConfigLoader {
         Config.DEFAULT_CACHE_MAX_ENTRIES,
         Config.Timeouts.DEFAULTS,
         true,
-        Config.DEFAULT_SHUTDOWN_DRAIN);
+        Config.DEFAULT_SHUTDOWN_DRAIN,
+        null);
   }
 
   private static List<Listener> listeners(YamlReader y, Node node) {
@@ -462,6 +464,55 @@ public final class ConfigLoader {
       case "h" -> Duration.ofHours(v);
       default -> Duration.ofDays(v);
     };
+  }
+
+  private static Config.ParentProxy upstream(YamlReader y, Node node) {
+    if (node == null) {
+      return null;
+    }
+    MapView m = y.map(node, "upstream");
+    if (m == null) {
+      return null;
+    }
+    Node proxyNode = m.get("proxy");
+    Node noProxyNode = m.get("noProxy");
+    m.finish();
+    List<String> noProxy = noProxyNode == null ? List.of()
+        : y.strings(noProxyNode, "upstream.noProxy", s -> {
+          try {
+            if (Cidr.looksLikeCidr(s)) {
+              Cidr.parse(s);
+            } else {
+              org.egressproxy.match.NamePattern.parse(s);
+            }
+            return s;
+          } catch (PatternException e) {
+            y.error(noProxyNode, "upstream.noProxy: " + e.getMessage());
+            return null;
+          }
+        });
+    if (proxyNode == null) {
+      if (noProxyNode != null) {
+        y.error(noProxyNode, "upstream.noProxy needs upstream.proxy");
+      }
+      return null;
+    }
+    String text = str(y, proxyNode, "upstream.proxy");
+    if (text == null) {
+      return null;
+    }
+    java.util.regex.Matcher mm = java.util.regex.Pattern
+        .compile("(http|socks5)://([^/@:\\[\\]]+|\\[[0-9a-fA-F:.]+\\]):(\\d{1,5})/?").matcher(text);
+    if (!mm.matches() || Integer.parseInt(mm.group(3)) < 1
+        || Integer.parseInt(mm.group(3)) > 65535) {
+      y.error(proxyNode, "upstream.proxy must be http://HOST:PORT or socks5://HOST:PORT, not '"
+          + text + "'");
+      return null;
+    }
+    String host = mm.group(2).startsWith("[") ? mm.group(2).substring(1, mm.group(2).length() - 1)
+        : mm.group(2);
+    return new Config.ParentProxy(mm.group(1), host, Integer.parseInt(mm.group(3)), noProxy,
+        y.at(proxyNode));
   }
 
   private static Duration shutdown(YamlReader y, Node node) {

@@ -67,11 +67,50 @@ public final class UpstreamConnector implements AutoCloseable {
       new java.util.concurrent.ConcurrentHashMap<>();
   private final java.util.function.Function<EventLoop, DnsNameResolver> newResolver;
   private final Map<String, IpLiteral> hosts;
+  private final Config.ParentProxy parent;
+  private final InetSocketAddress parentAddress;
+  private final org.egressproxy.match.NameTrie<Bypass> noProxyNames;
+  private final org.egressproxy.match.CidrTrie<Bypass> noProxyCidrs;
+
+  /** A noProxy entry: matches on every port and protocol. */
+  private enum Bypass implements org.egressproxy.match.MatchEntry {
+    ANY;
+
+    @Override
+    public boolean isDeny() {
+      return false;
+    }
+
+    @Override
+    public boolean accepts(int port, int protocol) {
+      return true;
+    }
+  }
   private final long connectTimeoutMillis;
   private final ProxyMetrics metrics;
 
   public UpstreamConnector(Transport transport, Config config, ProxyMetrics metrics) {
     this.transport = transport;
+    this.parent = config.parentProxy();
+    var names = org.egressproxy.match.NameTrie.builder(Bypass.class);
+    var cidrs = org.egressproxy.match.CidrTrie.builder(Bypass.class);
+    if (parent != null) {
+      for (String p : parent.noProxy()) {
+        try {
+          if (org.egressproxy.match.Cidr.looksLikeCidr(p)) {
+            cidrs.add(org.egressproxy.match.Cidr.parse(p), Bypass.ANY);
+          } else {
+            names.add(org.egressproxy.match.NamePattern.parse(p), Bypass.ANY);
+          }
+        } catch (org.egressproxy.match.PatternException e) {
+          throw new IllegalArgumentException(e.getMessage(), e); // validated when loaded
+        }
+      }
+    }
+    this.noProxyNames = names.build();
+    this.noProxyCidrs = cidrs.build();
+    // Resolved once, at start: the parent proxy is infrastructure, not a destination.
+    this.parentAddress = parent == null ? null : new InetSocketAddress(parent.host(), parent.port());
     this.hosts = config.resolverHosts();
     this.connectTimeoutMillis = config.timeouts().connect().toMillis();
     this.metrics = metrics;
@@ -117,6 +156,10 @@ public final class UpstreamConnector implements AutoCloseable {
   public Future<Channel> connect(EventLoop loop, Destination d, CompiledPolicy policy,
       ChannelInitializer<Channel> init) {
     Promise<Channel> promise = loop.newPromise();
+    if (parent != null && !bypassesParent(d)) {
+      viaParent(loop, d, init, promise);
+      return promise;
+    }
     if (d.isIp()) {
       tryConnect(loop, List.of(inet(d.ip())), 0, d.port(), init, promise, null);
       return promise;
@@ -152,6 +195,66 @@ public final class UpstreamConnector implements AutoCloseable {
       tryConnect(loop, usable, 0, d.port(), init, promise, null); // already on the loop
     });
     return promise;
+  }
+
+  private boolean bypassesParent(Destination d) {
+    return d.isIp() ? noProxyCidrs.find(d.ip(), d.port(), 1) != null
+        : noProxyNames.find(d.host(), d.port(), 1) != null;
+  }
+
+  /**
+   * Through the parent proxy: it is asked for the authorized name (it resolves it); the policy
+   * has already decided here.
+   */
+  private void viaParent(EventLoop loop, Destination d, ChannelInitializer<Channel> init,
+      Promise<Channel> promise) {
+    io.netty.handler.proxy.ProxyHandler handler = parent.scheme().equals("socks5")
+        ? new io.netty.handler.proxy.Socks5ProxyHandler(parentAddress)
+        : new io.netty.handler.proxy.HttpProxyHandler(parentAddress);
+    handler.setConnectTimeoutMillis(connectTimeoutMillis);
+    long start = System.nanoTime();
+    InetSocketAddress target = d.isIp()
+        ? new InetSocketAddress(inet(d.ip()), d.port())
+        : InetSocketAddress.createUnresolved(d.host(), d.port());
+    ChannelFuture cf = new Bootstrap()
+        .group(loop)
+        .channel(transport.socketChannel())
+        .resolver(io.netty.resolver.NoopAddressResolverGroup.INSTANCE)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
+        .option(ChannelOption.AUTO_READ, false)
+        .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.WRITE_BUFFER_WATER_MARK, org.egressproxy.net.ProxyServer.WATER_MARK)
+        .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
+        .handler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast("parent-proxy", handler);
+            ch.pipeline().addLast(init);
+          }
+        })
+        .connect(target);
+    cf.addListener((ChannelFuture f) -> {
+      if (!f.isSuccess()) {
+        promise.tryFailure(new UpstreamException(Failure.REFUSED,
+            "parent proxy " + parentAddress + ": " + f.cause().getMessage()));
+        return;
+      }
+      f.channel().read(); // the parent's answer to CONNECT must be read with auto-read off
+    });
+    handler.connectFuture().addListener((Future<Channel> f) -> {
+      if (f.isSuccess()) {
+        metrics.upstreamConnect().record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+        if (!promise.trySuccess(f.getNow())) {
+          f.getNow().close();
+        }
+      } else {
+        boolean timeout = f.cause() instanceof io.netty.handler.proxy.ProxyConnectException
+            && String.valueOf(f.cause().getMessage()).contains("timeout");
+        promise.tryFailure(new UpstreamException(timeout ? Failure.TIMEOUT : Failure.REFUSED,
+            String.valueOf(f.cause().getMessage())));
+      }
+    });
   }
 
   private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
