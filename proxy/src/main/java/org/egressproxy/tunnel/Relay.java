@@ -83,9 +83,18 @@ public final class Relay extends ChannelInboundHandlerAdapter {
     if (evt instanceof ChannelInputShutdownEvent) {
       // FIN from this side: pass it on once what we relayed is written.
       if (peer instanceof DuplexChannel duplex && peer.isActive()) {
-        peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> duplex.shutdownOutput());
-        if (ctx.channel() instanceof DuplexChannel self && self.isOutputShutdown()) {
-          closeBoth(ctx);
+        boolean bothDone = ctx.channel() instanceof DuplexChannel self && self.isOutputShutdown();
+        // Pass the FIN on once what was relayed is written; if the other direction is already
+        // finished too, close the peer then (never before its pending bytes are out).
+        peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
+          if (bothDone) {
+            peer.close();
+          } else {
+            duplex.shutdownOutput();
+          }
+        });
+        if (bothDone) {
+          ctx.close();
         }
       } else {
         closeBoth(ctx);
