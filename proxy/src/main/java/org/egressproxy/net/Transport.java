@@ -28,7 +28,8 @@ public record Transport(
 
   /** Epoll when available (and not disabled with {@code -Degress.transport=nio}), else NIO. */
   public static Transport select() {
-    boolean nioForced = "nio".equals(System.getProperty("egress.transport"));
+    boolean nioForced = "nio".equals(System.getProperty("egress.transport",
+        System.getenv("EGRESS_TRANSPORT")));
     if (!nioForced && Epoll.isAvailable()) {
       return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
           EpollSocketChannel.class, EpollDatagramChannel.class, null);

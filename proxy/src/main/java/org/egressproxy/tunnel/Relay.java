@@ -73,8 +73,12 @@ public final class Relay extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-    // This channel drained (or filled): let the peer read again (or stop it).
-    peer.config().setAutoRead(ctx.channel().isWritable());
+    // This channel drained (or filled): let the peer read again (or stop it) - unless the peer
+    // has sent its FIN: there is nothing left to read, and re-arming reads on a half-closed
+    // epoll socket fails (epoll_ctl ENOENT) and would take its output down with it.
+    if (!(peer instanceof DuplexChannel d && d.isInputShutdown())) {
+      peer.config().setAutoRead(ctx.channel().isWritable());
+    }
     ctx.fireChannelWritabilityChanged();
   }
 
