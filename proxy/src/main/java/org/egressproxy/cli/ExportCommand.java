@@ -74,7 +74,12 @@ final class ExportCommand implements Callable<Integer> {
       return Main.CONFIG_ERROR;
     }
     String host = address.indexOf(':') >= 0 ? "[" + address + "]" : address;
-    String url = "http://" + host + ":" + explicit.bind().port() + "/";
+    String url = (explicit.tls() != null ? "https://" : "http://") + host + ":"
+        + explicit.bind().port() + "/";
+    if (trustedCa == null && explicit.tls() != null && explicit.tls().selfSigned()
+        && Files.exists(explicit.tls().dir().resolve("ca.pem"))) {
+      trustedCa = explicit.tls().dir().resolve("ca.pem"); // the CA this proxy made for itself
+    }
     Set<String> entries = new LinkedHashSet<>(DEFAULT_NO_PROXY);
     for (String e : noProxy) {
       String n = noProxyEntry(e.strip());

@@ -87,7 +87,22 @@ final class ProxyService {
     if (transport.fallbackReason() != null) {
       say("native epoll unavailable, using NIO (" + transport.fallbackReason() + ")");
     }
-    ProxyServer server = new ProxyServer(config, decider, log, metrics, transport);
+    java.util.Map<String, org.egressproxy.net.ProxyTls.Material> tls;
+    try {
+      tls = org.egressproxy.net.ProxyTls.load(config.listeners());
+    } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+      err.println("egress-proxy: cannot set up TLS for an https proxy listener: " + e);
+      err.flush();
+      log.close();
+      return Main.CONFIG_ERROR;
+    }
+    tls.forEach((name, m) -> {
+      if (m.caFile() != null) {
+        say("listener '" + name + "' is an HTTPS proxy; clients must trust the CA in "
+            + m.caFile().toAbsolutePath() + " (AKS trustedCa)");
+      }
+    });
+    ProxyServer server = new ProxyServer(config, decider, log, metrics, transport, tls);
     try {
       server.start(config.listeners());
     } catch (ProxyServer.BindException e) {

@@ -45,7 +45,16 @@ public record Config(
   }
 
   /** A listener and how it takes its traffic. */
-  public record Listener(String name, Mode mode, HostPort bind, int upstreamPort, SourceRef at) {
+  public record Listener(String name, Mode mode, HostPort bind, int upstreamPort, Tls tls,
+      SourceRef at) {
+    /**
+     * {@code tls:} on an http-proxy listener (an HTTPS proxy): PEM certificate chain and key
+     * files, or {@code selfSigned: true}, which creates a CA and a serving certificate in
+     * {@code dir} on first start and reuses them.
+     */
+    public record Tls(Path certFile, Path keyFile, boolean selfSigned, Path dir,
+        List<String> names) {}
+
     public enum Mode {
       HTTP_PROXY("http-proxy"),
       TLS_SNI("tls-sni"),

@@ -138,7 +138,13 @@ public final class ConfigLoader {
       HostPort bind = bind(y, bindNode, what + ".bind");
       Node upNode = m.get("upstreamPort");
       Integer upstream = upNode == null ? null : y.port(upNode, what + ".upstreamPort");
+      Node tlsNode = m.get("tls");
+      Listener.Tls tls = tlsNode == null ? null : tls(y, tlsNode, what + ".tls");
       m.finish();
+      if (tlsNode != null && mode != null && mode != Listener.Mode.HTTP_PROXY) {
+        y.error(tlsNode, what + ": tls applies to http-proxy listeners (an HTTPS proxy); a "
+            + mode.id() + " listener never terminates TLS");
+      }
       if (mode == Listener.Mode.HTTP_PROXY && upNode != null) {
         y.error(upNode, what + ": upstreamPort applies to tls-sni and http-host listeners only;"
             + " an http-proxy takes the port from each request");
@@ -148,7 +154,7 @@ public final class ConfigLoader {
         continue;
       }
       Listener l = new Listener(name, mode, bind, mode == Listener.Mode.HTTP_PROXY ? 0 : up,
-          y.at(item));
+          mode == Listener.Mode.HTTP_PROXY ? tls : null, y.at(item));
       Listener sameName = byName.putIfAbsent(name, l);
       if (sameName != null) {
         y.error(item, "two listeners are named '" + name + "' (the other at line "
@@ -162,6 +168,49 @@ public final class ConfigLoader {
       out.add(l);
     }
     return List.copyOf(out);
+  }
+
+  private static Listener.Tls tls(YamlReader y, Node node, String what) {
+    MapView m = y.map(node, what);
+    if (m == null) {
+      return null;
+    }
+    Node cert = m.get("certFile");
+    Node key = m.get("keyFile");
+    Node self = m.get("selfSigned");
+    Node dir = m.get("dir");
+    Node names = m.get("names");
+    m.finish();
+    boolean selfSigned = false;
+    if (self != null) {
+      if (self instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
+        selfSigned = Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
+      } else {
+        y.error(self, what + ".selfSigned must be true or false");
+      }
+    }
+    if (selfSigned == (cert != null || key != null)) {
+      y.error(node, what + " needs either certFile and keyFile, or selfSigned: true");
+      return null;
+    }
+    if (!selfSigned && (cert == null || key == null)) {
+      y.error(node, what + " needs both certFile and keyFile (PEM)");
+      return null;
+    }
+    String certPath = str(y, cert, what + ".certFile");
+    String keyPath = str(y, key, what + ".keyFile");
+    String dirPath = dir == null ? "tls" : str(y, dir, what + ".dir");
+    List<String> nameList = names == null ? List.of()
+        : y.strings(names, what + ".names", n -> {
+          if (HostName.normalize(n) == null && IpLiteral.parse(n) == null) {
+            y.error(names, what + ".names: '" + n + "' is neither a host name nor an IP address");
+            return null;
+          }
+          return n;
+        });
+    return new Listener.Tls(certPath == null ? null : Path.of(certPath),
+        keyPath == null ? null : Path.of(keyPath), selfSigned,
+        dirPath == null ? Path.of("tls") : Path.of(dirPath), List.copyOf(nameList));
   }
 
   private static HostPort admin(YamlReader y, Node node) {

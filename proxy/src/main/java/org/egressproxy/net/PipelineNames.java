@@ -10,6 +10,7 @@ package org.egressproxy.net;
  * tls-sni:
  *   sni         TlsSniHandler: reads the ClientHello, decides, connects; replaced by relay
  * http-proxy:
+ *   tls         SslHandler, when the listener has tls: (an HTTPS proxy; stays for tunnels)
  *   http        HttpServerCodec        (removed when a CONNECT tunnel is set up)
  *   proxy       HttpProxyHandler       (replaced by sni-check and relay for a tunnel)
  *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
@@ -22,6 +23,7 @@ public final class PipelineNames {
   public static final String IDLE = "idle";
   public static final String TRACKER = "tracker";
   public static final String SNI = "sni";
+  public static final String TLS = "tls";
   public static final String HTTP = "http";
   public static final String PROXY = "proxy";
   public static final String SNI_CHECK = "sni-check";

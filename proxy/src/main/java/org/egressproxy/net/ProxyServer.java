@@ -60,8 +60,17 @@ public final class ProxyServer implements AutoCloseable {
   private final ChannelGroup clients = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
   private final Map<String, InetSocketAddress> bound = new LinkedHashMap<>();
 
+  private final Map<String, ProxyTls.Material> tls;
+
   public ProxyServer(Config config, Decider decider, DecisionLog log, ProxyMetrics metrics,
       Transport transport) {
+    this(config, decider, log, metrics, transport, Map.of());
+  }
+
+  /** @param tls TLS material of the listeners that have {@code tls:}, by listener name */
+  public ProxyServer(Config config, Decider decider, DecisionLog log, ProxyMetrics metrics,
+      Transport transport, Map<String, ProxyTls.Material> tls) {
+    this.tls = Map.copyOf(tls);
     this.transport = transport;
     this.boss = transport.newGroup(1, "egress-accept");
     // One event loop per core: client and upstream of a tunnel share one, no hand-offs.
@@ -128,6 +137,10 @@ public final class ProxyServer implements AutoCloseable {
         ch.pipeline().addLast(PipelineNames.TRACKER, new ConnectionTracker(l.name(), runtime));
         switch (l.mode()) {
           case HTTP_PROXY -> {
+            ProxyTls.Material m = tls.get(l.name());
+            if (m != null) { // an HTTPS proxy: TLS to the proxy itself, then plain HTTP inside
+              ch.pipeline().addLast(PipelineNames.TLS, m.context().newHandler(ch.alloc()));
+            }
             ch.pipeline().addLast(PipelineNames.HTTP,
                 new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
             ch.pipeline().addLast(PipelineNames.PROXY, new HttpProxyHandler(runtime));

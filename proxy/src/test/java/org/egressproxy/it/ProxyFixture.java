@@ -40,7 +40,12 @@ public final class ProxyFixture implements AutoCloseable {
     metrics.bindDecisionCache(decider.cache());
     log = logFile == null ? DecisionLog.disabled() : DecisionLog.open(logFile.toString());
     metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
-    server = new ProxyServer(config, decider, log, metrics, Transport.select());
+    try {
+      server = new ProxyServer(config, decider, log, metrics, Transport.select(),
+          org.egressproxy.net.ProxyTls.load(config.listeners()));
+    } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+      throw new IllegalStateException(e);
+    }
     try {
       server.start(config.listeners());
     } catch (ProxyServer.BindException e) {
