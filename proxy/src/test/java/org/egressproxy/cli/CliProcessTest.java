@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CliProcessTest {
   private static final Path REPO = Path.of(System.getProperty("egress.repoRoot", ".."));
 
-  private static ProcessBuilder java(Path cwd, String... args) {
+  static ProcessBuilder java(Path cwd, String... args) {
     String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new java.util.ArrayList<>(List.of(javaBin, "-cp",
         System.getProperty("java.class.path"), Main.class.getName()));
@@ -34,7 +34,7 @@ class CliProcessTest {
   }
 
   /** Lines of a process's output, read on a thread so the test can wait with a deadline. */
-  private static BlockingQueue<String> lines(Process p) {
+  static BlockingQueue<String> lines(Process p) {
     BlockingQueue<String> q = new LinkedBlockingQueue<>();
     Thread t = new Thread(() -> {
       try (BufferedReader r = new BufferedReader(
@@ -52,7 +52,7 @@ class CliProcessTest {
     return q;
   }
 
-  private static String await(BlockingQueue<String> q, String fragment) throws InterruptedException {
+  static String await(BlockingQueue<String> q, String fragment) throws InterruptedException {
     Instant deadline = Instant.now().plus(Duration.ofSeconds(20));
     StringBuilder seen = new StringBuilder();
     while (Instant.now().isBefore(deadline)) {
@@ -67,7 +67,7 @@ class CliProcessTest {
     throw new AssertionError("no line containing '" + fragment + "' within 20 s; saw:\n" + seen);
   }
 
-  private static void signal(Process p, String sig) throws Exception {
+  static void signal(Process p, String sig) throws Exception {
     Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).start();
     assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
     assertThat(kill.exitValue()).isZero();
