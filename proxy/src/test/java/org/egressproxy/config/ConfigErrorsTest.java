@@ -81,6 +81,21 @@ class ConfigErrorsTest {
   }
 
   @Test
+  void dataPlaneKeysAreCheckedToo() {
+    String f = "data-plane-keys.yaml";
+    assertExactly(errorsOf(f), List.of(
+        new Expected(f, 5, "tls applies to http-proxy listeners"),
+        new Expected(f, 9, "needs both certFile and keyFile"),
+        new Expected(f, 11, "upstream.proxy must be http://HOST:PORT or socks5://HOST:PORT"),
+        new Expected(f, 12, "for every subdomain write '*.bad.example'"),
+        new Expected(f, 14, "timeouts.idle must be a positive duration"),
+        new Expected(f, 15, "timeouts.connect must be a positive duration"),
+        new Expected(f, 17, "tunnel.requireSniMatch must be true or false"),
+        new Expected(f, 19, "shutdown.drain must be a positive duration such as 500ms, 10s"),
+        new Expected(f, 21, "resolver.servers: 'dns.example' must be an IP address")));
+  }
+
+  @Test
   void yamlSyntaxErrorHasALine() {
     List<Problems.Problem> errors = errorsOf("not-yaml.yaml");
     assertThat(errors).hasSize(1);
