@@ -25,7 +25,13 @@ public record Config(
     Timeouts timeouts,
     boolean requireSniMatch,
     Duration shutdownDrain,
-    ParentProxy parentProxy) {
+    ParentProxy parentProxy,
+    Limits limits) {
+
+  /** {@code limits:}: open client connections, in total and from one client address. */
+  public record Limits(int maxConnections, int maxConnectionsPerClient) {
+    public static final Limits DEFAULTS = new Limits(50_000, 5_000);
+  }
 
   /**
    * {@code upstream.proxy}: allowed traffic leaves through this proxy (HTTP CONNECT or SOCKS5),

@@ -90,9 +90,10 @@ public final class ConfigLoader {
     boolean requireSniMatch = tunnel(y, top.get("tunnel"));
     Duration drain = shutdown(y, top.get("shutdown"));
     Config.ParentProxy parent = upstream(y, top.get("upstream"));
+    Config.Limits limits = limits(y, top.get("limits"));
     top.finish();
     return new Config(name, listeners, admin, variables, policy, hosts, List.copyOf(servers),
-        logPath, cacheMax, timeouts, requireSniMatch, drain, parent);
+        logPath, cacheMax, timeouts, requireSniMatch, drain, parent, limits);
   }
 
   private static Config emptyConfig(String name) {
@@ -109,7 +110,8 @@ public final class ConfigLoader {
         Config.Timeouts.DEFAULTS,
         true,
         Config.DEFAULT_SHUTDOWN_DRAIN,
-        null);
+        null,
+        Config.Limits.DEFAULTS);
   }
 
   private static List<Listener> listeners(YamlReader y, Node node) {
@@ -562,6 +564,25 @@ public final class ConfigLoader {
         : mm.group(2);
     return new Config.ParentProxy(mm.group(1), host, Integer.parseInt(mm.group(3)), noProxy,
         y.at(proxyNode));
+  }
+
+  private static Config.Limits limits(YamlReader y, Node node) {
+    Config.Limits d = Config.Limits.DEFAULTS;
+    if (node == null) {
+      return d;
+    }
+    MapView m = y.map(node, "limits");
+    if (m == null) {
+      return d;
+    }
+    Node total = m.get("maxConnections");
+    Node perClient = m.get("maxConnectionsPerClient");
+    m.finish();
+    Integer t = total == null ? null : y.integer(total, "limits.maxConnections", 1, 10_000_000);
+    Integer c = perClient == null ? null
+        : y.integer(perClient, "limits.maxConnectionsPerClient", 1, 10_000_000);
+    return new Config.Limits(t != null ? t : d.maxConnections(),
+        c != null ? c : d.maxConnectionsPerClient());
   }
 
   private static Duration shutdown(YamlReader y, Node node) {

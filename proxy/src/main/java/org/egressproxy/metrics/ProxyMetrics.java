@@ -96,6 +96,12 @@ public final class ProxyMetrics {
         .tag("reason", reason).description("Decisions made").register(registry)).increment();
   }
 
+  /** {@code egress_limit_rejections_total{listener,limit}}: connections refused by a limit. */
+  public void limitRejected(String listener, String limit) {
+    Counter.builder("egress.limit.rejections").tag("listener", listener).tag("limit", limit)
+        .description("Client connections refused by a limit").register(registry).increment();
+  }
+
   /** {@code egress_config_reloads_total{result="ok|error"}}. */
   public void reload(boolean ok) {
     Counter.builder("egress.config.reloads").tag("result", ok ? "ok" : "error")

@@ -15,17 +15,43 @@ import org.egressproxy.metrics.ProxyMetrics;
 final class ConnectionTracker extends ChannelInboundHandlerAdapter {
   private final String listener;
   private final ProxyRuntime runtime;
+  private final boolean plainHttp;
   private ProxyMetrics.Listener meters;
+  private String clientIp;
+  private boolean refused;
 
-  ConnectionTracker(String listener, ProxyRuntime runtime) {
+  /** @param plainHttp whether a refusal can be an HTTP 503 (else the connection is closed) */
+  ConnectionTracker(String listener, ProxyRuntime runtime, boolean plainHttp) {
     this.listener = listener;
     this.runtime = runtime;
+    this.plainHttp = plainHttp;
   }
 
   @Override
   public void channelActive(ChannelHandlerContext ctx) {
     String client = ctx.channel().remoteAddress() instanceof InetSocketAddress a
         ? hostPort(a) : String.valueOf(ctx.channel().remoteAddress());
+    String ip = ctx.channel().remoteAddress() instanceof InetSocketAddress a
+        && a.getAddress() != null ? a.getAddress().getHostAddress() : client;
+    ConnectionLimits.Refusal refusal = runtime.limits().admit(ip);
+    if (refusal != null) {
+      this.refused = true;
+      runtime.metrics().limitRejected(listener, refusal.id);
+      if (plainHttp) {
+        int limit = refusal == ConnectionLimits.Refusal.TOTAL
+            ? runtime.limits().limits().maxConnections()
+            : runtime.limits().limits().maxConnectionsPerClient();
+        ctx.writeAndFlush(org.egressproxy.http.HttpResponses.of(ctx.alloc(), 503,
+            "Service Unavailable", "egress-proxy: too many connections"
+                + (refusal == ConnectionLimits.Refusal.TOTAL ? "" : " from " + ip)
+                + " (limit " + limit + "); try again later", true, "Retry-After: 1"))
+            .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+      } else {
+        ctx.close();
+      }
+      return; // nothing further down the pipeline sees this connection
+    }
+    clientIp = ip;
     ctx.channel().attr(ProxyRuntime.CONNECTION).set(new Connection(listener, client));
     meters = runtime.metrics().listener(listener);
     meters.active.incrementAndGet();
@@ -34,6 +60,10 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    if (clientIp == null) {
+      return; // refused by a limit: never counted, never passed on
+    }
+    runtime.limits().release(clientIp);
     if (meters != null) {
       meters.active.decrementAndGet();
     }
@@ -43,6 +73,15 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       runtime.log().close(c);
     }
     ctx.fireChannelInactive();
+  }
+
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
+    if (refused) {
+      io.netty.util.ReferenceCountUtil.release(msg); // over a limit: nothing is looked at
+      return;
+    }
+    ctx.fireChannelRead(msg);
   }
 
   @Override

@@ -20,7 +20,8 @@ public record ProxyRuntime(
     DecisionLog log,
     ProxyMetrics metrics,
     Config.Timeouts timeouts,
-    boolean requireSniMatch) {
+    boolean requireSniMatch,
+    ConnectionLimits limits) {
 
   /** The client connection's record, set by {@link ConnectionTracker}. */
   public static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf("egress.conn");

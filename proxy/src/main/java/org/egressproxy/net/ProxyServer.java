@@ -77,7 +77,7 @@ public final class ProxyServer implements AutoCloseable {
     this.workers = transport.newGroup(Runtime.getRuntime().availableProcessors(), "egress-io");
     UpstreamConnector connector = new UpstreamConnector(transport, config, metrics);
     this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
-        config.requireSniMatch());
+        config.requireSniMatch(), new ConnectionLimits(config.limits()));
   }
 
   public Transport transport() {
@@ -134,7 +134,8 @@ public final class ProxyServer implements AutoCloseable {
         clients.add(ch);
         ch.pipeline().addLast(PipelineNames.IDLE,
             new IdleStateHandler(0, 0, idleMs, TimeUnit.MILLISECONDS));
-        ch.pipeline().addLast(PipelineNames.TRACKER, new ConnectionTracker(l.name(), runtime));
+        ch.pipeline().addLast(PipelineNames.TRACKER, new ConnectionTracker(l.name(), runtime,
+            l.mode() != Config.Listener.Mode.TLS_SNI && !tls.containsKey(l.name())));
         switch (l.mode()) {
           case HTTP_PROXY -> {
             ProxyTls.Material m = tls.get(l.name());

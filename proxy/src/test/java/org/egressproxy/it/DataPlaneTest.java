@@ -606,6 +606,35 @@ class DataPlaneTest {
   }
 
   @Test
+  void aClientOverItsConnectionLimitGets503AndOthersCarryOn(@TempDir Path dir) throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = proxy(dir, recorder.port, httpOrigin.port,
+        "limits: {maxConnectionsPerClient: 2}", recorder.port)) {
+      try (Socket a = socket(p.port("explicit")); Socket b = socket(p.port("explicit"))) {
+        assertThat(connect(a, "www.allowed.test:" + recorder.port)).contains(" 200 ");
+        assertThat(connect(b, "www.allowed.test:" + recorder.port)).contains(" 200 ");
+        try (Socket c = socket(p.port("explicit"))) {
+          String r = readResponse(c.getInputStream());
+          assertThat(r).startsWith("503|").contains("too many connections from 127.0.0.1")
+              .contains("limit 2");
+        }
+        try (Socket t = socket(p.port("tls"))) {
+          assertThat(t.getInputStream().read()).as("tls-sni: closed").isEqualTo(-1);
+        }
+      }
+      // Both tunnels closed: the client is under its limit again.
+      await("the proxy to count the closed tunnels",
+          () -> p.server.runtime().limits().open() == 0);
+      try (Socket d = socket(p.port("explicit"))) {
+        assertThat(connect(d, "www.allowed.test:" + recorder.port)).contains(" 200 ");
+      }
+      assertThat(p.metrics.scrape()).contains(
+          "egress_limit_rejections_total{limit=\"per-client\",listener=\"explicit\"} 1.0")
+          .contains("egress_limit_rejections_total{limit=\"per-client\",listener=\"tls\"} 1.0");
+    }
+  }
+
+  @Test
   void jdkHttpClientThroughTheProxy(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", tlsOrigin.port,
         httpOrigin.port)) {
