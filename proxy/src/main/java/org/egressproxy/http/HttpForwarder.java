@@ -5,9 +5,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
-import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpRequest;
-import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -15,13 +13,11 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpObject;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
-import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Locale;
@@ -39,8 +35,9 @@ import org.egressproxy.policy.Destination;
  * request until its response is complete); the upstream connection is reused while the next
  * request goes to the same host and port.
  */
-final class HttpForwarder {
-  enum Mode {
+public final class HttpForwarder extends ChannelInboundHandlerAdapter {
+  /** Where each request's destination comes from. */
+  public enum Mode {
     ABSOLUTE_FORM,
     HOST_HEADER
   }
@@ -66,14 +63,20 @@ final class HttpForwarder {
   private boolean informational;
   private boolean headRequest;
 
-  HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
+  public HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
     this.runtime = runtime;
     this.mode = mode;
     this.upstreamPort = upstreamPort;
   }
 
-  void channelRead(ChannelHandlerContext ctx, Object msg) {
+  @Override
+  public void channelRead(ChannelHandlerContext ctx, Object msg) {
     this.ctx = ctx;
+    if (msg instanceof HttpRequest bad && bad.decoderResult().cause() != null) {
+      ReferenceCountUtil.release(msg);
+      HttpResponses.refuseMalformed(ctx, runtime, bad.decoderResult().cause());
+      return;
+    }
     if (exchange != null && requestDone) {
       queued.add(msg); // pipelined: handled when the current response is complete
       return;
@@ -284,20 +287,16 @@ final class HttpForwarder {
   private void refuseLogged(ChannelHandlerContext ctx, Connection c, int status, String phrase,
       String body) {
     runtime.decided(c);
-    byte[] b = (body + "\n").getBytes(StandardCharsets.UTF_8);
-    FullHttpResponse resp = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
-        new HttpResponseStatus(status, phrase), ctx.alloc().buffer(b.length).writeBytes(b));
-    resp.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain; charset=utf-8");
-    resp.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, b.length);
-    if (status == 400) {
-      resp.headers().set(HttpHeaderNames.CONNECTION, "close");
-      ctx.writeAndFlush(resp).addListener(ChannelFutureListener.CLOSE);
-    } else {
-      ctx.writeAndFlush(resp);
+    boolean close = status == 400; // after a bad request nothing on the connection is trusted
+    var written = ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), status, phrase, body, close));
+    if (close) {
+      written.addListener(ChannelFutureListener.CLOSE);
     }
   }
 
-  void channelInactive(ChannelHandlerContext ctx) {
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    ctx.fireChannelInactive();
     if (upstream != null) {
       upstream.close();
     }
@@ -311,10 +310,17 @@ final class HttpForwarder {
     }
   }
 
-  void channelWritabilityChanged(ChannelHandlerContext ctx) {
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
     if (upstream != null) {
       upstream.config().setAutoRead(ctx.channel().isWritable());
     }
+    ctx.fireChannelWritabilityChanged();
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    ctx.close();
   }
 
   /** The end of an exchange: log it, then take the next queued request or read again. */

@@ -5,7 +5,6 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.util.ReferenceCountUtil;
@@ -23,20 +22,18 @@ import org.egressproxy.tunnel.Tunnels;
 import org.egressproxy.tunnel.UpstreamConnector;
 
 /**
- * The {@code http-proxy} listener: {@code CONNECT host:port} (decide, resolve, connect, {@code 200
- * Connection established}, relay, with the tunnel's SNI checked), absolute-form requests (handed
- * to {@link HttpForwarder}), and a 400 that says this is a proxy for anything else.
+ * The {@code http-proxy} listener's CONNECT: decide, resolve, connect, {@code 200 Connection
+ * established}, relay, with the tunnel's SNI checked. Every other request goes on to the {@link
+ * HttpForwarder} behind it (absolute-form requests; a 400 that says this is a proxy for others).
  */
 public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
   private final ProxyRuntime runtime;
-  private final HttpForwarder forwarder;
   /** Bytes the client sent after CONNECT, before the tunnel is up: passed on, in order. */
   private final ArrayDeque<ByteBuf> early = new ArrayDeque<>();
   private boolean tunnelling;
 
   public HttpProxyHandler(ProxyRuntime runtime) {
     this.runtime = runtime;
-    this.forwarder = new HttpForwarder(runtime, HttpForwarder.Mode.ABSOLUTE_FORM, 0);
   }
 
   @Override
@@ -49,20 +46,13 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       }
       return;
     }
-    if (msg instanceof HttpRequest req) {
-      Throwable failure = req.decoderResult().cause();
-      if (failure != null) {
-        ReferenceCountUtil.release(msg);
-        HttpResponses.refuseMalformed(ctx, runtime, failure);
-        return;
-      }
-      if (req.method() == HttpMethod.CONNECT) {
-        ReferenceCountUtil.release(msg);
-        connect(ctx, req);
-        return;
-      }
+    if (msg instanceof HttpRequest req && req.decoderResult().isSuccess()
+        && req.method() == HttpMethod.CONNECT) {
+      ReferenceCountUtil.release(msg);
+      connect(ctx, req);
+      return;
     }
-    forwarder.channelRead(ctx, msg);
+    ctx.fireChannelRead(msg); // absolute-form and malformed requests: the HttpForwarder
   }
 
   private void connect(ChannelHandlerContext ctx, HttpRequest req) {
@@ -113,6 +103,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     }
     runtime.decided(c);
     ctx.writeAndFlush(HttpResponses.connectionEstablished(ctx.alloc()));
+    ctx.pipeline().remove(PipelineNames.FORWARD); // a tunnel now: no more HTTP requests
     ctx.pipeline().addAfter(PipelineNames.PROXY, PipelineNames.SNI_CHECK,
         new TunnelSniCheck(runtime, upstream));
     Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
@@ -122,18 +113,6 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     }
     ctx.pipeline().remove(this);
     ctx.channel().config().setAutoRead(true);
-  }
-
-  @Override
-  public void channelInactive(ChannelHandlerContext ctx) {
-    forwarder.channelInactive(ctx);
-    ctx.fireChannelInactive();
-  }
-
-  @Override
-  public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-    forwarder.channelWritabilityChanged(ctx);
-    ctx.fireChannelWritabilityChanged();
   }
 
   @Override

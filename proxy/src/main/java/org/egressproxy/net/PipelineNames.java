@@ -12,7 +12,11 @@ package org.egressproxy.net;
  * http-proxy:
  *   tls         SslHandler, when the listener has tls: (an HTTPS proxy; stays for tunnels)
  *   http        HttpServerCodec        (removed when a CONNECT tunnel is set up)
- *   proxy       HttpProxyHandler       (replaced by sni-check and relay for a tunnel)
+ *   proxy       HttpProxyHandler: CONNECT (replaced by sni-check and relay for a tunnel)
+ *   forward     HttpForwarder: absolute-form requests (removed for a tunnel)
+ * http-host:
+ *   http        HttpServerCodec
+ *   forward     HttpForwarder: each request to its Host
  *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
  * relay         Relay, once the upstream is connected
  * upstream channel:
@@ -26,6 +30,7 @@ public final class PipelineNames {
   public static final String TLS = "tls";
   public static final String HTTP = "http";
   public static final String PROXY = "proxy";
+  public static final String FORWARD = "forward";
   public static final String SNI_CHECK = "sni-check";
   public static final String RELAY = "relay";
 

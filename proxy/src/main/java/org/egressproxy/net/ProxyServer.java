@@ -18,7 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.egressproxy.config.Config;
-import org.egressproxy.http.HttpHostHandler;
+import org.egressproxy.http.HttpForwarder;
 import org.egressproxy.http.HttpProxyHandler;
 import org.egressproxy.log.DecisionLog;
 import org.egressproxy.metrics.ProxyMetrics;
@@ -145,12 +145,14 @@ public final class ProxyServer implements AutoCloseable {
             ch.pipeline().addLast(PipelineNames.HTTP,
                 new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
             ch.pipeline().addLast(PipelineNames.PROXY, new HttpProxyHandler(runtime));
+            ch.pipeline().addLast(PipelineNames.FORWARD,
+                new HttpForwarder(runtime, HttpForwarder.Mode.ABSOLUTE_FORM, 0));
           }
           case HTTP_HOST -> {
             ch.pipeline().addLast(PipelineNames.HTTP,
                 new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
-            ch.pipeline().addLast(PipelineNames.PROXY,
-                new HttpHostHandler(runtime, l.upstreamPort()));
+            ch.pipeline().addLast(PipelineNames.FORWARD,
+                new HttpForwarder(runtime, HttpForwarder.Mode.HOST_HEADER, l.upstreamPort()));
           }
           case TLS_SNI -> ch.pipeline().addLast(PipelineNames.SNI,
               new TlsSniHandler(runtime, l.upstreamPort()));
