@@ -25,6 +25,13 @@ import org.junit.jupiter.api.io.TempDir;
 class CliProcessTest {
   private static final Path REPO = Path.of(System.getProperty("egress.repoRoot", ".."));
 
+  /** A port free right now on 127.0.0.1, for a process that binds it itself. */
+  static int freePort() throws IOException {
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+      return probe.getLocalPort();
+    }
+  }
+
   static ProcessBuilder java(Path cwd, String... args) {
     String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new java.util.ArrayList<>(List.of(javaBin, "-cp",
@@ -99,14 +106,8 @@ class CliProcessTest {
 
   @Test
   void runServesTheAdminEndpoint(@TempDir Path dir) throws Exception {
-    int port;
-    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
-      port = probe.getLocalPort();
-    }
-    int proxyPort;
-    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
-      proxyPort = probe.getLocalPort();
-    }
+    int port = freePort();
+    int proxyPort = freePort();
     Path config = dir.resolve("proxy.yaml");
     Files.writeString(config, "admin:\n  bind: 127.0.0.1:" + port + "\n"
         + "listeners:\n  - {name: explicit, mode: http-proxy, bind: \"127.0.0.1:" + proxyPort
@@ -187,13 +188,8 @@ class CliProcessTest {
 
   @Test
   void sigtermDrainsOpenTunnelsWhileRefusingNewConnections(@TempDir Path dir) throws Exception {
-    int proxyPort;
-    int adminPort;
-    try (java.net.ServerSocket a = new java.net.ServerSocket(0);
-        java.net.ServerSocket b = new java.net.ServerSocket(0)) {
-      proxyPort = a.getLocalPort();
-      adminPort = b.getLocalPort();
-    }
+    int proxyPort = freePort();
+    int adminPort = freePort();
     try (java.net.ServerSocket origin = new java.net.ServerSocket(0, 5,
         java.net.InetAddress.getLoopbackAddress())) {
       Thread echo = new Thread(() -> {

@@ -31,13 +31,8 @@ class StatusPageBrowserTest {
     String browser = chromium();
     assumeTrue(browser != null,
         "Chromium is not installed (apt-get install chromium): status page browser test skipped");
-    int admin;
-    int proxy;
-    try (java.net.ServerSocket a = new java.net.ServerSocket(0);
-        java.net.ServerSocket b = new java.net.ServerSocket(0)) {
-      admin = a.getLocalPort();
-      proxy = b.getLocalPort();
-    }
+    int admin = CliProcessTest.freePort();
+    int proxy = CliProcessTest.freePort();
     Path config = dir.resolve("proxy.yaml");
     Files.writeString(config, "listeners:\n  - {name: explicit, mode: http-proxy, bind: "
         + "\"127.0.0.1:" + proxy + "\"}\nadmin: {bind: \"127.0.0.1:" + admin + "\"}\n"
