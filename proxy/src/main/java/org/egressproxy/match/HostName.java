@@ -5,8 +5,9 @@ import java.net.IDN;
 /**
  * Canonical form of a DNS host name as the policy compares it: lower case, ASCII (IDN labels in
  * punycode), no trailing dot, every label 1-63 characters of {@code [a-z0-9_-]} not starting or
- * ending with a hyphen, at most 253 characters, and a last label that is not all digits (so the
- * numeric shorthands {@code 127.1}, {@code 2130706433} or {@code 0x7f.1} are never names).
+ * ending with a hyphen, at most 253 characters, and a last label that is not a number: not all
+ * digits, not {@code 0x} and hex digits (so the numeric shorthands {@code 127.1}, {@code
+ * 2130706433}, {@code 0x7f.1} or {@code 0x7f000001} are never names).
  *
  * <p>Pure functions, no allocation when the input is already canonical (the common case on the
  * data plane: clients send lower-case names).
@@ -77,14 +78,30 @@ public final class HostName {
         if (s.charAt(labelStart) == '-' || s.charAt(i - 1) == '-') {
           return false;
         }
-        if (i == len && allDigits) {
-          return false; // last label all digits: a numeric IP shorthand, not a name
+        if (i == len && (allDigits || isHexNumber(s, labelStart, i))) {
+          // Last label a number - decimal, or 0x hex as URL parsers and inet_aton read it - so
+          // the whole is an IPv4 shorthand (127.1, 2130706433, 0x7f000001), not a name.
+          return false;
         }
         labelStart = i + 1;
         allDigits = true;
       } else if ((c >= 'a' && c <= 'z') || c == '-' || c == '_') {
         allDigits = false;
       } else if (c < '0' || c > '9') {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** {@code 0x} followed by hex digits only: a number to WHATWG URL parsers and inet_aton. */
+  private static boolean isHexNumber(String s, int from, int to) {
+    if (to - from < 2 || s.charAt(from) != '0' || s.charAt(from + 1) != 'x') {
+      return false;
+    }
+    for (int i = from + 2; i < to; i++) {
+      char c = s.charAt(i);
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
         return false;
       }
     }
