@@ -117,6 +117,7 @@ final class ProxyService {
     if (config.adminBind() != null) {
       try {
         admin = new AdminServer(config.adminBind(), transport, metrics, status());
+        server.loopGuard().add(admin.address());
         say("admin on " + admin.address().getAddress().getHostAddress() + ":"
             + admin.address().getPort() + " (/, /policy, /metrics, /healthz, /readyz, /check)");
       } catch (Exception e) {

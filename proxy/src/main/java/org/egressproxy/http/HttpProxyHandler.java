@@ -158,6 +158,10 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
             c.reason = null;
             return new UpstreamFailure(403, "Forbidden");
           }
+          case LOOP -> {
+            c.reason = "loop";
+            return new UpstreamFailure(403, "Forbidden");
+          }
           case TIMEOUT -> {
             c.reason = "upstream-timeout";
             return new UpstreamFailure(504, "Gateway Timeout");

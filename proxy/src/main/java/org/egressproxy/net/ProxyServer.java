@@ -61,6 +61,7 @@ public final class ProxyServer implements AutoCloseable {
   private final Map<String, InetSocketAddress> bound = new LinkedHashMap<>();
 
   private final Map<String, ProxyTls.Material> tls;
+  private final org.egressproxy.tunnel.LoopGuard loopGuard = new org.egressproxy.tunnel.LoopGuard();
 
   public ProxyServer(Config config, Decider decider, DecisionLog log, ProxyMetrics metrics,
       Transport transport) {
@@ -75,7 +76,7 @@ public final class ProxyServer implements AutoCloseable {
     this.boss = transport.newGroup(1, "egress-accept");
     // One event loop per core: client and upstream of a tunnel share one, no hand-offs.
     this.workers = transport.newGroup(Runtime.getRuntime().availableProcessors(), "egress-io");
-    UpstreamConnector connector = new UpstreamConnector(transport, config, metrics);
+    UpstreamConnector connector = new UpstreamConnector(transport, config, metrics, loopGuard);
     this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
         config.requireSniMatch(), new ConnectionLimits(config.limits()));
   }
@@ -108,12 +109,21 @@ public final class ProxyServer implements AutoCloseable {
         Channel ch = b.bind(addr).sync().channel();
         listening.add(ch);
         bound.put(l.name(), (InetSocketAddress) ch.localAddress());
+        loopGuard.add((InetSocketAddress) ch.localAddress());
       } catch (Exception e) {
         close();
         throw new BindException("cannot bind listener '" + l.name() + "' (" + l.mode().id()
             + ") to " + l.bind() + ": " + e.getMessage(), e);
       }
     }
+  }
+
+  /**
+   * Our own listening sockets, never a destination; the admin listener registers itself here
+   * too.
+   */
+  public org.egressproxy.tunnel.LoopGuard loopGuard() {
+    return loopGuard;
   }
 
   /** Open client connections (for tests, and the admin page later). */

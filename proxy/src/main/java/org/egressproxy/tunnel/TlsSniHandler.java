@@ -125,7 +125,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     if (!future.isSuccess()) {
       Upstreams.failed(runtime, c, future.cause());
       runtime.decided(c);
-      alertAndClose(ctx, "private-destination".equals(c.reasonId())
+      alertAndClose(ctx, "private-destination".equals(c.reasonId()) || "loop".equals(c.reason)
           ? TlsAlerts.ACCESS_DENIED : TlsAlerts.INTERNAL_ERROR);
       return;
     }

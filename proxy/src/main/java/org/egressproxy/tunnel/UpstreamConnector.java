@@ -34,14 +34,16 @@ import org.egressproxy.policy.Destination;
  * Resolves an authorized destination and connects to it. The address is the one this proxy
  * resolves for the name it authorized ({@code resolver.hosts} first, then /etc/hosts, then DNS
  * with its TTLs), never one the client chose; resolved addresses in private ranges are dropped
- * unless {@code allowDestinationCidrs} covers them; the remaining addresses are tried in order,
- * each with the connect timeout.
+ * unless {@code allowDestinationCidrs} covers them, and so are this proxy's own listeners ({@link
+ * LoopGuard}); the remaining addresses are tried in order, each with the connect timeout.
  */
 public final class UpstreamConnector implements AutoCloseable {
   /** Why a connection could not be made: what the refusal says. */
   public enum Failure {
     UNRESOLVABLE,
     PRIVATE_DESTINATION,
+    /** Every address is one of this proxy's own listeners ({@link LoopGuard}). */
+    LOOP,
     REFUSED,
     TIMEOUT
   }
@@ -88,9 +90,12 @@ public final class UpstreamConnector implements AutoCloseable {
   }
   private final long connectTimeoutMillis;
   private final ProxyMetrics metrics;
+  private final LoopGuard loopGuard;
 
-  public UpstreamConnector(Transport transport, Config config, ProxyMetrics metrics) {
+  public UpstreamConnector(Transport transport, Config config, ProxyMetrics metrics,
+      LoopGuard loopGuard) {
     this.transport = transport;
+    this.loopGuard = loopGuard;
     this.parent = config.parentProxy();
     var names = org.egressproxy.match.NameTrie.builder(Bypass.class);
     var cidrs = org.egressproxy.match.CidrTrie.builder(Bypass.class);
@@ -161,7 +166,7 @@ public final class UpstreamConnector implements AutoCloseable {
       return promise;
     }
     if (d.isIp()) {
-      tryConnect(loop, List.of(inet(d.ip())), 0, d.port(), init, promise, null);
+      connectTo(loop, d, List.of(inet(d.ip())), init, promise);
       return promise;
     }
     IpLiteral pinned = hosts.get(d.host());
@@ -170,7 +175,7 @@ public final class UpstreamConnector implements AutoCloseable {
         promise.tryFailure(new UpstreamException(Failure.PRIVATE_DESTINATION,
             d.host() + " is set to the private address " + pinned + " in resolver.hosts"));
       } else {
-        tryConnect(loop, List.of(inet(pinned)), 0, d.port(), init, promise, null);
+        connectTo(loop, d, List.of(inet(pinned)), init, promise);
       }
       return promise;
     }
@@ -192,9 +197,26 @@ public final class UpstreamConnector implements AutoCloseable {
             d.host() + " resolves only to private or reserved addresses " + f.getNow()));
         return;
       }
-      tryConnect(loop, usable, 0, d.port(), init, promise, null); // already on the loop
+      connectTo(loop, d, usable, init, promise); // already on the loop
     });
     return promise;
+  }
+
+  /** Leaves out this proxy's own listeners, then tries the other addresses in order. */
+  private void connectTo(EventLoop loop, Destination d, List<InetAddress> addresses,
+      ChannelInitializer<Channel> init, Promise<Channel> promise) {
+    List<InetAddress> others = new ArrayList<>(addresses.size());
+    for (InetAddress a : addresses) {
+      if (!loopGuard.isSelf(a, d.port())) {
+        others.add(a);
+      }
+    }
+    if (others.isEmpty()) {
+      promise.tryFailure(new UpstreamException(Failure.LOOP, d + " is this proxy's own listener ("
+          + addresses.get(0).getHostAddress() + ":" + d.port() + ")"));
+      return;
+    }
+    tryConnect(loop, others, 0, d.port(), init, promise, null);
   }
 
   private boolean bypassesParent(Destination d) {

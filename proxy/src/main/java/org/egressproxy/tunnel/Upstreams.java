@@ -12,6 +12,9 @@ final class Upstreams {
         && u.failure() == UpstreamConnector.Failure.PRIVATE_DESTINATION) {
       c.decision = runtime.decider().policy().privateDestination();
       c.reason = null;
+    } else if (cause instanceof UpstreamConnector.UpstreamException u
+        && u.failure() == UpstreamConnector.Failure.LOOP) {
+      c.reason = "loop";
     } else {
       c.reason = "upstream-error";
     }
