@@ -44,10 +44,16 @@ public record Config(
 
   public static final int DEFAULT_CACHE_MAX_ENTRIES = 100_000;
 
-  /** {@code timeouts:}; every one explicit, none "0 = unlimited". */
-  public record Timeouts(Duration connect, Duration clientHello, Duration idle, Duration dns) {
+  /**
+   * {@code timeouts:}; every one explicit, none "0 = unlimited". {@code requestHead}: time for an
+   * HTTP client to send a whole request head (from the connection's start, then from the first
+   * byte of each later request), so slow senders cannot hold connections.
+   */
+  public record Timeouts(Duration connect, Duration clientHello, Duration idle, Duration dns,
+      Duration requestHead) {
     public static final Timeouts DEFAULTS = new Timeouts(Duration.ofSeconds(10),
-        Duration.ofSeconds(10), Duration.ofHours(1), Duration.ofSeconds(5));
+        Duration.ofSeconds(10), Duration.ofHours(1), Duration.ofSeconds(5),
+        Duration.ofSeconds(10));
   }
 
   /** A listener and how it takes its traffic. */

@@ -487,8 +487,10 @@ public final class ConfigLoader {
         d.clientHello());
     Duration idle = duration(y, m.get("idle"), "timeouts.idle", d.idle());
     Duration dns = duration(y, m.get("dns"), "timeouts.dns", d.dns());
+    Duration requestHead = duration(y, m.get("requestHead"), "timeouts.requestHead",
+        d.requestHead());
     m.finish();
-    return new Config.Timeouts(connect, clientHello, idle, dns);
+    return new Config.Timeouts(connect, clientHello, idle, dns, requestHead);
   }
 
   /** {@code 500ms}, {@code 10s}, {@code 5m}, {@code 1h}, {@code 2d}; at least 1 ms. */

@@ -53,19 +53,34 @@ public final class HttpResponses {
   }
 
   /**
-   * Refuses a request the HTTP decoder could not read (400, or 431 for a head over the limit),
-   * logs the decision and closes: after a framing error nothing on the connection can be trusted.
+   * Refuses a request the HTTP decoder could not read (400; 431 for a head over the limit; 408
+   * for a head that took longer than {@code timeouts.requestHead}), logs the decision and closes:
+   * after a framing error nothing on the connection can be trusted.
    */
   public static void refuseMalformed(io.netty.channel.ChannelHandlerContext ctx,
       org.egressproxy.net.ProxyRuntime runtime, Throwable failure) {
     org.egressproxy.log.Connection c = org.egressproxy.net.ProxyRuntime.connection(ctx.channel());
-    c.reason = "bad-request";
+    int status;
+    String phrase;
+    String body;
+    if (failure instanceof ProxyHttpCodec.HeadTimeoutException) {
+      c.reason = "request-head-timeout";
+      status = 408;
+      phrase = "Request Timeout";
+      body = "egress-proxy: " + failure.getMessage();
+    } else if (failure instanceof io.netty.handler.codec.TooLongFrameException) {
+      c.reason = "bad-request";
+      status = 431;
+      phrase = "Request Header Fields Too Large";
+      body = "egress-proxy: request head too large (limit 16 KiB)";
+    } else {
+      c.reason = "bad-request";
+      status = 400;
+      phrase = "Bad Request";
+      body = "egress-proxy: malformed request: " + failure.getMessage();
+    }
     runtime.decided(c);
-    boolean tooLarge = failure instanceof io.netty.handler.codec.TooLongFrameException;
-    ctx.writeAndFlush(full(ctx.alloc(), tooLarge ? 431 : 400,
-            tooLarge ? "Request Header Fields Too Large" : "Bad Request",
-            tooLarge ? "egress-proxy: request head too large (limit 16 KiB)"
-                : "egress-proxy: malformed request: " + failure.getMessage(), true))
+    ctx.writeAndFlush(full(ctx.alloc(), status, phrase, body, true))
         .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
   }
 

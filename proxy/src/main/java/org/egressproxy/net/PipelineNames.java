@@ -11,11 +11,11 @@ package org.egressproxy.net;
  *   sni         TlsSniHandler: reads the ClientHello, decides, connects; replaced by relay
  * http-proxy:
  *   tls         SslHandler, when the listener has tls: (an HTTPS proxy; stays for tunnels)
- *   http        HttpServerCodec        (removed when a CONNECT tunnel is set up)
+ *   http        ProxyHttpCodec: strict HTTP/1.1, head timeout (removed for a CONNECT tunnel)
  *   proxy       HttpProxyHandler: CONNECT (replaced by sni-check and relay for a tunnel)
  *   forward     HttpForwarder: absolute-form requests (removed for a tunnel)
  * http-host:
- *   http        HttpServerCodec
+ *   http        ProxyHttpCodec
  *   forward     HttpForwarder: each request to its Host
  *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
  * relay         Relay, once the upstream is connected

@@ -8,7 +8,6 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.InetSocketAddress;
@@ -20,6 +19,7 @@ import java.util.concurrent.TimeUnit;
 import org.egressproxy.config.Config;
 import org.egressproxy.http.HttpForwarder;
 import org.egressproxy.http.HttpProxyHandler;
+import org.egressproxy.http.ProxyHttpCodec;
 import org.egressproxy.log.DecisionLog;
 import org.egressproxy.metrics.ProxyMetrics;
 import org.egressproxy.policy.Decider;
@@ -153,14 +153,16 @@ public final class ProxyServer implements AutoCloseable {
               ch.pipeline().addLast(PipelineNames.TLS, m.context().newHandler(ch.alloc()));
             }
             ch.pipeline().addLast(PipelineNames.HTTP,
-                new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
+                new ProxyHttpCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192,
+                runtime.timeouts().requestHead()));
             ch.pipeline().addLast(PipelineNames.PROXY, new HttpProxyHandler(runtime));
             ch.pipeline().addLast(PipelineNames.FORWARD,
                 new HttpForwarder(runtime, HttpForwarder.Mode.ABSOLUTE_FORM, 0));
           }
           case HTTP_HOST -> {
             ch.pipeline().addLast(PipelineNames.HTTP,
-                new HttpServerCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192));
+                new ProxyHttpCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192,
+                runtime.timeouts().requestHead()));
             ch.pipeline().addLast(PipelineNames.FORWARD,
                 new HttpForwarder(runtime, HttpForwarder.Mode.HOST_HEADER, l.upstreamPort()));
           }

@@ -1,0 +1,208 @@
+package org.egressproxy.http;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.CombinedChannelDuplexHandler;
+import io.netty.handler.codec.DecoderException;
+import io.netty.handler.codec.DecoderResult;
+import io.netty.handler.codec.http.DefaultHttpRequest;
+import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpRequestDecoder;
+import io.netty.handler.codec.http.HttpResponse;
+import io.netty.handler.codec.http.HttpResponseEncoder;
+import io.netty.handler.codec.http.HttpStatusClass;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.util.ByteProcessor;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The HTTP listeners' server codec: Netty's request decoder and response encoder, paired as in
+ * Netty's {@code HttpServerCodec} (the encoder knows each request's method, so a response to
+ * HEAD has no body), reading requests as strictly as a proxy must (RFC 9112). Netty already
+ * fails a bare LF, Content-Length with Transfer-Encoding, two Content-Lengths and a
+ * Transfer-Encoding that does not end in chunked; this codec also fails obsolete line folding
+ * (which Netty would join), a second {@code Host} header, and every version but HTTP/1.x (an
+ * HTTP/2 prior-knowledge preface, {@code PRI * HTTP/2.0}). A failed request carries the reason
+ * in its {@code decoderResult()}, and the one refusal path ({@link
+ * HttpResponses#refuseMalformed}) answers 400 and closes.
+ *
+ * <p>It also limits the time to send a request head ({@code timeouts.requestHead}): from the
+ * connection's start, then from the first byte of each later request. A client that is too slow
+ * gets 408 (a failed request with a {@link HeadTimeoutException}), so a slowloris client holds a
+ * connection for that long at most.
+ */
+public final class ProxyHttpCodec
+    extends CombinedChannelDuplexHandler<HttpRequestDecoder, HttpResponseEncoder> {
+  /** A request head that did not arrive within {@code timeouts.requestHead}. */
+  public static final class HeadTimeoutException extends DecoderException {
+    private static final long serialVersionUID = 1L;
+
+    HeadTimeoutException(Duration limit) {
+      super("no complete request head within " + limit.toMillis() + " ms");
+    }
+  }
+
+  /** Methods of the requests read, in order, for the encoder (HEAD, CONNECT). */
+  private final Queue<HttpMethod> methods = new ArrayDeque<>();
+
+  public ProxyHttpCodec(int maxInitialLine, int maxHeaderSize, int maxChunk,
+      Duration headTimeout) {
+    HttpDecoderConfig config = new HttpDecoderConfig()
+        .setMaxInitialLineLength(maxInitialLine)
+        .setMaxHeaderSize(maxHeaderSize)
+        .setMaxChunkSize(maxChunk)
+        .setStrictLineParsing(true); // a bare LF ends no line: 400
+    init(new Decoder(config, headTimeout), new Encoder());
+  }
+
+  private final class Decoder extends HttpRequestDecoder {
+    private final Duration headTimeout;
+    /** Whether the bytes being read belong to a request head. */
+    private boolean inHead = true;
+    /** A head's first byte that is not white space (leading CRLFs are skipped) was read. */
+    private boolean started;
+    private boolean afterLf;
+    private boolean folded;
+    private boolean timedOut;
+    private ScheduledFuture<?> timer;
+    private final ByteProcessor scan = b -> {
+      if (!started) {
+        started = b != '\r' && b != '\n' && b != ' ' && b != '\t';
+      } else if (afterLf && (b == ' ' || b == '\t')) {
+        folded = true; // a line of the head starts with white space: obs-fold
+      }
+      afterLf = b == '\n';
+      return true;
+    };
+
+    Decoder(HttpDecoderConfig config, Duration headTimeout) {
+      super(config);
+      this.headTimeout = headTimeout;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
+      startTimer(ctx); // the first request's head: from the connection's start
+      super.channelActive(ctx);
+    }
+
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
+        throws Exception {
+      if (timedOut) {
+        in.skipBytes(in.readableBytes()); // answered 408 and closing
+        return;
+      }
+      if (inHead && timer == null && in.isReadable()) {
+        startTimer(ctx); // a later request's head: from its first byte
+      }
+      int from = in.readerIndex();
+      int before = out.size();
+      super.decode(ctx, in, out);
+      if (inHead && in.readerIndex() > from) {
+        // The decoder consumes a head line by line and returns as soon as the head is complete,
+        // so these bytes are head bytes only.
+        in.forEachByte(from, in.readerIndex() - from, scan);
+      }
+      for (int i = before; i < out.size(); i++) {
+        Object m = out.get(i);
+        if (m instanceof HttpRequest r) {
+          check(r);
+          methods.add(r.method());
+          inHead = false;
+          started = false;
+          afterLf = false;
+          folded = false;
+          cancelTimer();
+        }
+        if (m instanceof LastHttpContent) {
+          inHead = true;
+        }
+      }
+    }
+
+    private void check(HttpRequest r) {
+      if (!r.decoderResult().isSuccess()) {
+        return;
+      }
+      String problem = null;
+      if (folded) {
+        problem = "obsolete line folding (a header line starting with white space)";
+      } else if (r.protocolVersion().majorVersion() != 1) {
+        problem = r.protocolVersion() + " is not spoken here: HTTP/1.1 only (an HTTP/2"
+            + " prior-knowledge preface is refused)";
+      } else if (r.headers().getAll(HttpHeaderNames.HOST).size() > 1) {
+        problem = "more than one Host header";
+      }
+      if (problem != null) {
+        r.setDecoderResult(DecoderResult.failure(new IllegalArgumentException(problem)));
+      }
+    }
+
+    private void startTimer(ChannelHandlerContext ctx) {
+      if (timer != null || headTimeout == null) {
+        return;
+      }
+      timer = ctx.executor().schedule(() -> {
+        if (!inHead || timedOut || !ctx.channel().isActive()) {
+          return;
+        }
+        timedOut = true;
+        DefaultHttpRequest late = new DefaultHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET,
+            "/bad-request");
+        late.setDecoderResult(DecoderResult.failure(new HeadTimeoutException(headTimeout)));
+        methods.add(late.method());
+        ctx.fireChannelRead(late); // to the refusal path, like any failed request
+      }, headTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    private void cancelTimer() {
+      if (timer != null) {
+        timer.cancel(false);
+        timer = null;
+      }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+      cancelTimer();
+      super.channelInactive(ctx);
+    }
+
+    @Override
+    protected void handlerRemoved0(ChannelHandlerContext ctx) throws Exception {
+      cancelTimer(); // a CONNECT tunnel took over the connection
+      super.handlerRemoved0(ctx);
+    }
+  }
+
+  /** As Netty's server codec: a HEAD response has no body; a CONNECT 2xx no Transfer-Encoding. */
+  private final class Encoder extends HttpResponseEncoder {
+    private HttpMethod method;
+
+    @Override
+    protected void sanitizeHeadersBeforeEncode(HttpResponse msg, boolean isAlwaysEmpty) {
+      if (!isAlwaysEmpty && HttpMethod.CONNECT.equals(method)
+          && msg.status().codeClass() == HttpStatusClass.SUCCESS) {
+        msg.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+        return;
+      }
+      super.sanitizeHeadersBeforeEncode(msg, isAlwaysEmpty);
+    }
+
+    @Override
+    protected boolean isContentAlwaysEmpty(HttpResponse msg) {
+      method = methods.poll();
+      return HttpMethod.HEAD.equals(method) || super.isContentAlwaysEmpty(msg);
+    }
+  }
+}
