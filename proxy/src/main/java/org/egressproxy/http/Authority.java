@@ -8,6 +8,14 @@ public record Authority(String host, int port) {
     if (text == null || text.isEmpty() || text.indexOf('@') >= 0) {
       return null; // userinfo is never accepted: "allowed@evil" must not be read as either
     }
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c <= 0x20 || c >= 0x7f) {
+        // On the wire a host is ASCII (IDNs as punycode): anything else - controls, spaces,
+        // UTF-8 read as Latin-1 - would be decided as one name and mean another to the origin.
+        return null;
+      }
+    }
     String host;
     String port = null;
     if (text.startsWith("[")) {

@@ -131,6 +131,24 @@ public record ClientHello(String serverName, int serverNames, List<String> alpn,
     return new ClientHello(serverName, serverNames, alpn, ech);
   }
 
+  /**
+   * RFC 6066: a host_name is ASCII (an IDN as its A-labels). False when the name holds a control
+   * character, a space or a byte over 0x7e: such a name would be decided as one name (its bytes
+   * read as Latin-1) and could mean another to the server.
+   */
+  public boolean serverNameIsAscii() {
+    if (serverName == null) {
+      return false;
+    }
+    for (int i = 0; i < serverName.length(); i++) {
+      char c = serverName.charAt(i);
+      if (c <= 0x20 || c >= 0x7f) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   private static int skip(int p, int n, int end, String what) throws MalformedException {
     if (p + n > end) {
       throw new MalformedException(what + " runs past the ClientHello");

@@ -101,6 +101,9 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     if (hello.serverName() == null) {
       return refuse(ctx, c, "no-sni", true);
     }
+    if (!hello.serverNameIsAscii()) {
+      return refuse(ctx, c, "invalid-host", true);
+    }
     Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS);
     c.host = d.host();
     if (d.isIp()) {

@@ -67,7 +67,8 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
         c.alpn = hello.alpn();
         c.ech = hello.ech() ? Boolean.TRUE : null;
         String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
-        boolean mismatch = hello.serverName() != null && !c.host.equals(sni);
+        boolean mismatch = hello.serverName() != null
+            && (!hello.serverNameIsAscii() || !c.host.equals(sni));
         if (runtime.requireSniMatch() && (mismatch || hello.serverNames() > 1)) {
           c.reason = "sni-mismatch";
           runtime.decided(c);
