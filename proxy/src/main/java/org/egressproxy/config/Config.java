@@ -23,7 +23,7 @@ public record Config(
     String decisionLogPath,
     int cacheMaxEntries,
     Timeouts timeouts,
-    boolean requireSniMatch,
+    Tunnel tunnel,
     Duration shutdownDrain,
     ParentProxy parentProxy,
     Limits limits) {
@@ -54,6 +54,20 @@ public record Config(
     public static final Timeouts DEFAULTS = new Timeouts(Duration.ofSeconds(10),
         Duration.ofSeconds(10), Duration.ofHours(1), Duration.ofSeconds(5),
         Duration.ofSeconds(10));
+  }
+
+  /**
+   * {@code tunnel:}: whether a CONNECT tunnel's ClientHello must name the CONNECT host, and
+   * whether a ClientHello with an Encrypted Client Hello extension is refused (it hides the
+   * inner name; Chrome sends the extension as GREASE, so refusing it refuses every Chrome).
+   */
+  public record Tunnel(boolean requireSniMatch, boolean refuseEch) {
+    public static final Tunnel DEFAULTS = new Tunnel(true, false);
+  }
+
+  /** {@code tunnel.requireSniMatch}. */
+  public boolean requireSniMatch() {
+    return tunnel.requireSniMatch();
   }
 
   /** A listener and how it takes its traffic. */

@@ -87,13 +87,13 @@ public final class ConfigLoader {
     String logPath = decisionLog(y, top.get("decisionLog"));
     int cacheMax = cache(y, top.get("cache"));
     Config.Timeouts timeouts = timeouts(y, top.get("timeouts"));
-    boolean requireSniMatch = tunnel(y, top.get("tunnel"));
+    Config.Tunnel tunnel = tunnel(y, top.get("tunnel"));
     Duration drain = shutdown(y, top.get("shutdown"));
     Config.ParentProxy parent = upstream(y, top.get("upstream"));
     Config.Limits limits = limits(y, top.get("limits"));
     top.finish();
     return new Config(name, listeners, admin, variables, policy, hosts, List.copyOf(servers),
-        logPath, cacheMax, timeouts, requireSniMatch, drain, parent, limits);
+        logPath, cacheMax, timeouts, tunnel, drain, parent, limits);
   }
 
   private static Config emptyConfig(String name) {
@@ -108,7 +108,7 @@ public final class ConfigLoader {
         null,
         Config.DEFAULT_CACHE_MAX_ENTRIES,
         Config.Timeouts.DEFAULTS,
-        true,
+        Config.Tunnel.DEFAULTS,
         Config.DEFAULT_SHUTDOWN_DRAIN,
         null,
         Config.Limits.DEFAULTS);
@@ -600,24 +600,28 @@ public final class ConfigLoader {
     return d;
   }
 
-  private static boolean tunnel(YamlReader y, Node node) {
-    if (node == null) {
-      return true;
-    }
-    MapView m = y.map(node, "tunnel");
+  private static Config.Tunnel tunnel(YamlReader y, Node node) {
+    Config.Tunnel d = Config.Tunnel.DEFAULTS;
+    MapView m = node == null ? null : y.map(node, "tunnel");
     if (m == null) {
-      return true;
+      return d;
     }
-    Node match = m.get("requireSniMatch");
+    boolean match = bool(y, m.get("requireSniMatch"), "tunnel.requireSniMatch",
+        d.requireSniMatch());
+    boolean refuseEch = bool(y, m.get("refuseEch"), "tunnel.refuseEch", d.refuseEch());
     m.finish();
-    if (match == null) {
-      return true;
+    return new Config.Tunnel(match, refuseEch);
+  }
+
+  private static boolean bool(YamlReader y, Node node, String what, boolean dflt) {
+    if (node == null) {
+      return dflt;
     }
-    if (match instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
+    if (node instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
       return Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
     }
-    y.error(match, "tunnel.requireSniMatch must be true or false, not " + YamlReader.describe(match));
-    return true;
+    y.error(node, what + " must be true or false, not " + YamlReader.describe(node));
+    return dflt;
   }
 
   private static String str(YamlReader y, Node node, String what) {

@@ -20,7 +20,7 @@ public record ProxyRuntime(
     DecisionLog log,
     ProxyMetrics metrics,
     Config.Timeouts timeouts,
-    boolean requireSniMatch,
+    Config.Tunnel tunnel,
     ConnectionLimits limits) {
 
   /** The client connection's record, set by {@link ConnectionTracker}. */

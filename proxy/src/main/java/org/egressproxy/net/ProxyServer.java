@@ -78,7 +78,7 @@ public final class ProxyServer implements AutoCloseable {
     this.workers = transport.newGroup(Runtime.getRuntime().availableProcessors(), "egress-io");
     UpstreamConnector connector = new UpstreamConnector(transport, config, metrics, loopGuard);
     this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
-        config.requireSniMatch(), new ConnectionLimits(config.limits()));
+        config.tunnel(), new ConnectionLimits(config.limits()));
   }
 
   public Transport transport() {

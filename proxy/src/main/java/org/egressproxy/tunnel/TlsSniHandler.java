@@ -22,8 +22,11 @@ import org.egressproxy.policy.Destination;
  * ClientHello across TCP segments and TLS records without consuming a byte; this handler reads
  * the SNI and ALPN, decides, connects to {@code SNI:upstreamPort}, and then removes itself, so the
  * ClientHello reaches the upstream exactly as the client sent it, record framing included.
- * Reads are suppressed while the decision and the connect are pending. Denied or no SNI: a fatal
- * {@code access_denied} alert, then close; bytes that are not TLS: close.
+ * With an Encrypted Client Hello extension the decision is on the outer SNI (the inner name is
+ * encrypted), logged with {@code ech: true}, or refused ({@code ech-refused}) under {@code
+ * tunnel.refuseEch}. Reads are suppressed while the decision and the connect are pending.
+ * Denied or no SNI: a fatal {@code access_denied} alert, then close; bytes that are not TLS:
+ * close.
  */
 public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   /** Upper bound of a ClientHello we reassemble (post-quantum ones are ~2 KB). */
@@ -108,6 +111,9 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     c.host = d.host();
     if (d.isIp()) {
       return refuse(ctx, c, "invalid-host", true); // RFC 6066: SNI is never an address
+    }
+    if (hello.ech() && runtime.tunnel().refuseEch()) {
+      return refuse(ctx, c, "ech-refused", true); // tunnel.refuseEch: the inner name is hidden
     }
     Decision decision = runtime.decider().decide(d);
     c.decision = decision;

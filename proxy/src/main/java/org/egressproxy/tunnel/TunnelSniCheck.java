@@ -16,14 +16,17 @@ import org.egressproxy.peek.ClientHello;
 /**
  * In a CONNECT tunnel, when the client's first bytes are a TLS ClientHello, its SNI must name the
  * host the CONNECT authorized; otherwise the tunnel is closed before any client byte reaches the
- * upstream ({@code sni-mismatch}). Bytes that are not TLS pass unchanged. The handler removes
- * itself once it has seen the ClientHello, leaving the plain relay.
+ * upstream ({@code sni-mismatch}); under {@code tunnel.refuseEch} a ClientHello with an Encrypted
+ * Client Hello extension is refused the same way ({@code ech-refused}). Bytes that are not TLS
+ * pass unchanged. The handler removes itself once it has seen the ClientHello, leaving the plain
+ * relay.
  */
 public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   private final ProxyRuntime runtime;
   private final Channel upstream;
   private ScheduledFuture<?> timeout;
   private boolean checked;
+  private boolean refused;
 
   public TunnelSniCheck(ProxyRuntime runtime, Channel upstream) {
     super(TlsSniHandler.MAX_CLIENT_HELLO);
@@ -69,8 +72,12 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
         String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
         boolean mismatch = hello.serverName() != null
             && (!hello.serverNameIsAscii() || !c.host.equals(sni));
-        if (runtime.requireSniMatch() && (mismatch || hello.serverNames() > 1)) {
-          c.reason = "sni-mismatch";
+        String refusal = runtime.tunnel().requireSniMatch() && (mismatch || hello.serverNames() > 1)
+            ? "sni-mismatch"
+            : hello.ech() && runtime.tunnel().refuseEch() ? "ech-refused" : null;
+        if (refusal != null) {
+          refused = true;
+          c.reason = refusal;
           runtime.decided(c);
           ctx.close();
           upstream.close();
@@ -84,8 +91,7 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
 
   @Override
   protected void onLookupComplete(ChannelHandlerContext ctx, Future<Void> future) {
-    if (ctx.channel().isActive() && !"sni-mismatch".equals(
-        ProxyRuntime.connection(ctx.channel()).reason)) {
+    if (ctx.channel().isActive() && !refused) {
       ctx.pipeline().remove(this);
     }
   }

@@ -92,8 +92,9 @@ class ConfigErrorsTest {
         new Expected(f, 15, "timeouts.connect must be a positive duration"),
         new Expected(f, 16, "timeouts.requestHead must be a positive duration"),
         new Expected(f, 18, "tunnel.requireSniMatch must be true or false"),
-        new Expected(f, 20, "shutdown.drain must be a positive duration such as 500ms, 10s"),
-        new Expected(f, 22, "resolver.servers: 'dns.example' must be an IP address")));
+        new Expected(f, 19, "tunnel.refuseEch must be true or false, not '1'"),
+        new Expected(f, 21, "shutdown.drain must be a positive duration such as 500ms, 10s"),
+        new Expected(f, 23, "resolver.servers: 'dns.example' must be an IP address")));
   }
 
   @Test

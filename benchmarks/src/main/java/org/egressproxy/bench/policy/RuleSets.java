@@ -76,7 +76,7 @@ public final class RuleSets {
     return new Config("bench", List.of(), null, List.of(),
         new Config.Policy(EnforcementMode.ENFORCE, List.of(), List.of(), rules(count), List.of()),
         Map.of(), List.of(), null, Config.DEFAULT_CACHE_MAX_ENTRIES, Config.Timeouts.DEFAULTS,
-        true, Config.DEFAULT_SHUTDOWN_DRAIN, null, Config.Limits.DEFAULTS);
+        Config.Tunnel.DEFAULTS, Config.DEFAULT_SHUTDOWN_DRAIN, null, Config.Limits.DEFAULTS);
   }
 
   public static CompiledPolicy compile(Config config) {
