@@ -25,11 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
 class CliProcessTest {
   private static final Path REPO = Path.of(System.getProperty("egress.repoRoot", ".."));
 
-  /** A port free right now on 127.0.0.1, for a process that binds it itself. */
   static int freePort() throws IOException {
-    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
-      return probe.getLocalPort();
-    }
+    return org.egressproxy.it.ProxyFixture.freePort();
   }
 
   static ProcessBuilder java(Path cwd, String... args) {

@@ -14,15 +14,25 @@ public final class ClientHellos {
    * X25519MLKEM768's size).
    */
   public static byte[] handshake(String sni, List<String> alpn, int keyShareBytes, boolean ech) {
+    return handshake(sni == null ? List.of() : List.of(sni.getBytes(StandardCharsets.US_ASCII)),
+        alpn, keyShareBytes, ech);
+  }
+
+  /** The same, with any number of host_name entries given as raw bytes (none: no extension). */
+  public static byte[] handshake(List<byte[]> names, List<String> alpn, int keyShareBytes,
+      boolean ech) {
     Buf ext = new Buf();
-    if (sni != null) {
-      byte[] name = sni.getBytes(StandardCharsets.US_ASCII);
+    if (!names.isEmpty()) {
+      Buf list = new Buf();
+      for (byte[] name : names) {
+        list.u8(0); // name_type: host_name
+        list.u16(name.length); // host_name length
+        list.bytes(name);
+      }
       ext.u16(0); // extension type: server_name
-      ext.u16(name.length + 5); // extension length
-      ext.u16(name.length + 3); // server_name_list length
-      ext.u8(0); // name_type: host_name
-      ext.u16(name.length); // host_name length
-      ext.bytes(name);
+      ext.u16(list.size() + 2); // extension length
+      ext.u16(list.size()); // server_name_list length
+      ext.bytes(list.toByteArray());
     }
     if (!alpn.isEmpty()) {
       Buf list = new Buf();

@@ -53,6 +53,13 @@ public final class ProxyFixture implements AutoCloseable {
     }
   }
 
+  /** A port free right now on 127.0.0.1, for a listener or process that binds it itself. */
+  public static int freePort() throws java.io.IOException {
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0)) {
+      return probe.getLocalPort();
+    }
+  }
+
   public int port(String listener) {
     return server.boundAddresses().get(listener).getPort();
   }
