@@ -153,6 +153,23 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     ctx.pipeline().remove(this);
   }
 
+  /**
+   * A ClientHello over {@link #MAX_CLIENT_HELLO}, or records Netty cannot frame: refused like any
+   * other bad hello, at once (it would otherwise wait for the hello timeout).
+   */
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    if (decided || c == null) {
+      ctx.close();
+      return;
+    }
+    decided = true;
+    c.method = "TLS";
+    c.port = upstreamPort;
+    refuse(ctx, c, "bad-request", true);
+  }
+
   private Future<Channel> refuse(ChannelHandlerContext ctx, Connection c, String reason,
       boolean alert) {
     c.reason = reason;

@@ -39,7 +39,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class BypassTest {
   /** What the client must get. */
   enum Expect {
-    S400, S403, ALERT, TUNNEL_CLOSED
+    S400, S403, ALERT, TUNNEL_CLOSED, CLOSED
   }
 
   /** The ports a request may name: the recorder's and the fixture's own listeners'. */
@@ -219,6 +219,9 @@ class BypassTest {
             hello(false, "bücher.allowed.test"), alert, "invalid-host"),
         row("tls-sni: SNI is an IP address", "open", "tls", hello(false, "127.0.0.1"), alert,
             "invalid-host"),
+        row("tls-sni: a ClientHello over 32 KiB (closed at once)", "open", "tls",
+            env -> ClientHellos.records(ClientHellos.handshake("www.allowed.test", List.of(),
+                40_000, false), 3), Expect.CLOSED, "bad-request"),
         // userinfo
         row("CONNECT allowed@evil", "open", "explicit",
             connect("www.allowed.test@evil.example:{R}"), s400, "bad-request"),
@@ -431,6 +434,13 @@ class BypassTest {
         case ALERT -> assertThat(in.readAllBytes()).as("a fatal access_denied alert, then close")
             .isEqualTo(ACCESS_DENIED);
         case TUNNEL_CLOSED -> assertThat(in.read()).as("the tunnel closed").isEqualTo(-1);
+        case CLOSED -> {
+          try {
+            assertThat(in.read()).as("closed").isEqualTo(-1);
+          } catch (java.net.SocketException reset) {
+            // closed with our bytes unread: a reset, also a close
+          }
+        }
         default -> throw new IllegalStateException();
       }
     }
