@@ -20,11 +20,36 @@ public final class Problems {
   private final List<Problem> all = new ArrayList<>();
 
   public void error(SourceRef where, String message) {
-    all.add(new Problem(where, true, message));
+    all.add(new Problem(where, true, oneLine(message)));
   }
 
   public void warning(SourceRef where, String message) {
-    all.add(new Problem(where, false, message));
+    all.add(new Problem(where, false, oneLine(message)));
+  }
+
+  /**
+   * A problem prints as one {@code FILE:LINE: message} line: control characters in a message
+   * (a quoted value, a YAML parser's text) are written as escapes.
+   */
+  static String oneLine(String message) {
+    StringBuilder sb = null;
+    for (int i = 0; i < message.length(); i++) {
+      char c = message.charAt(i);
+      if (c < 0x20 || c == 0x7f) {
+        if (sb == null) {
+          sb = new StringBuilder(message.length() + 8).append(message, 0, i);
+        }
+        sb.append(switch (c) {
+          case '\n' -> "\\n";
+          case '\r' -> "\\r";
+          case '\t' -> "\\t";
+          default -> String.format("\\u%04x", (int) c);
+        });
+      } else if (sb != null) {
+        sb.append(c);
+      }
+    }
+    return sb == null ? message : sb.toString();
   }
 
   public boolean hasErrors() {

@@ -45,8 +45,23 @@ public final class YamlReader {
     options.setAllowDuplicateKeys(true); // reported by MapView with both lines
     options.setMaxAliasesForCollections(20);
     options.setCodePointLimit(16 * 1024 * 1024);
+    String text;
     try {
-      return new Yaml(options).compose(reader);
+      text = readAll(reader, options.getCodePointLimit());
+    } catch (java.io.IOException e) {
+      problems.error(new SourceRef(file, 0), "cannot read: " + e.getMessage());
+      return null;
+    }
+    try {
+      return new Yaml(options).compose(new java.io.StringReader(text));
+    } catch (org.yaml.snakeyaml.reader.ReaderException e) {
+      // A character YAML does not allow (a control character, say): it has a position, not a
+      // line; count the lines up to it.
+      int upTo = Math.min(text.length(), Math.max(0, e.getPosition()));
+      int line = 1 + (int) text.substring(0, upTo).chars().filter(c -> c == '\n').count();
+      problems.error(new SourceRef(file, line), "not valid YAML: character "
+          + String.format("U+%04X", e.getCodePoint()) + " is not allowed in YAML");
+      return null;
     } catch (MarkedYAMLException e) {
       int line = e.getProblemMark() != null ? e.getProblemMark().getLine() + 1 : 0;
       problems.error(new SourceRef(file, line), "not valid YAML: " + e.getProblem());
@@ -55,6 +70,17 @@ public final class YamlReader {
       problems.error(new SourceRef(file, 0), "not valid YAML: " + e.getMessage());
       return null;
     }
+  }
+
+  /** The whole text, up to {@code limit} characters (more is an error SnakeYAML reports). */
+  private static String readAll(Reader reader, int limit) throws java.io.IOException {
+    StringBuilder sb = new StringBuilder();
+    char[] buf = new char[8192];
+    int n;
+    while ((n = reader.read(buf)) > 0 && sb.length() <= limit) {
+      sb.append(buf, 0, n);
+    }
+    return sb.toString();
   }
 
   public SourceRef at(Node node) {

@@ -106,6 +106,23 @@ class ConfigErrorsTest {
   }
 
   @Test
+  void aCharacterYamlDoesNotAllowHasItsLineAndEveryProblemIsOneLine() {
+    Problems problems = new Problems();
+    ConfigLoader.read("ctl.yaml", new java.io.StringReader(
+        "policy:\n  rules:\n    - allow: a\u0001.test\n"), problems);
+    assertThat(problems.errors()).singleElement().satisfies(p -> {
+      assertThat(p.where().line()).isEqualTo(3);
+      assertThat(p.message()).contains("U+0001");
+    });
+    Problems multi = new Problems();
+    ConfigLoader.read("multi.yaml", new java.io.StringReader(
+        "listeners:\n  - name: x\n    mode: \"a\\nb\"\n    bind: 127.0.0.1:1\n"), multi);
+    assertThat(multi.errors()).singleElement().satisfies(p ->
+        assertThat(p.toString()).startsWith("multi.yaml:3: ").doesNotContain("\n")
+            .contains("'a\\nb'"));
+  }
+
+  @Test
   void duplicateKeysAreErrors() {
     String f = "duplicate-keys.yaml";
     assertExactly(errorsOf(f), List.of(
