@@ -166,6 +166,10 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
             c.reason = "upstream-timeout";
             return new UpstreamFailure(504, "Gateway Timeout");
           }
+          case DNS_TIMEOUT -> {
+            c.reason = "dns-timeout";
+            return new UpstreamFailure(504, "Gateway Timeout");
+          }
           default -> {
             c.reason = "upstream-error";
             return new UpstreamFailure(502, "Bad Gateway");

@@ -44,6 +44,8 @@ public final class UpstreamConnector implements AutoCloseable {
     PRIVATE_DESTINATION,
     /** Every address is one of this proxy's own listeners ({@link LoopGuard}). */
     LOOP,
+    /** No answer from the name servers within {@code timeouts.dns}. */
+    DNS_TIMEOUT,
     REFUSED,
     TIMEOUT
   }
@@ -89,6 +91,7 @@ public final class UpstreamConnector implements AutoCloseable {
     }
   }
   private final long connectTimeoutMillis;
+  private final long dnsTimeoutMillis;
   private final ProxyMetrics metrics;
   private final LoopGuard loopGuard;
 
@@ -118,6 +121,7 @@ public final class UpstreamConnector implements AutoCloseable {
     this.parentAddress = parent == null ? null : new InetSocketAddress(parent.host(), parent.port());
     this.hosts = config.resolverHosts();
     this.connectTimeoutMillis = config.timeouts().connect().toMillis();
+    this.dnsTimeoutMillis = config.timeouts().dns().toMillis();
     this.metrics = metrics;
     List<InetSocketAddress> servers = new ArrayList<>();
     for (HostPort hp : config.resolverServers()) {
@@ -180,10 +184,24 @@ public final class UpstreamConnector implements AutoCloseable {
       return promise;
     }
     DnsNameResolver resolver = resolvers.computeIfAbsent(loop, newResolver);
+    // The whole resolution - retries, both address families, search domains - within
+    // timeouts.dns, whatever the resolver does per query.
+    io.netty.util.concurrent.ScheduledFuture<?> deadline = loop.schedule(
+        () -> promise.tryFailure(new UpstreamException(Failure.DNS_TIMEOUT, d.host()
+            + ": no answer from the name servers within " + dnsTimeoutMillis + " ms")),
+        dnsTimeoutMillis, TimeUnit.MILLISECONDS);
     resolver.resolveAll(d.host()).addListener((Future<List<InetAddress>> f) -> {
+      deadline.cancel(false);
+      if (promise.isDone()) {
+        return;
+      }
       if (!f.isSuccess()) {
-        promise.tryFailure(new UpstreamException(Failure.UNRESOLVABLE,
-            d.host() + " does not resolve"));
+        boolean timeout = hasCause(f.cause(),
+            io.netty.resolver.dns.DnsNameResolverTimeoutException.class);
+        promise.tryFailure(timeout
+            ? new UpstreamException(Failure.DNS_TIMEOUT, d.host()
+                + ": no answer from the name servers within " + dnsTimeoutMillis + " ms")
+            : new UpstreamException(Failure.UNRESOLVABLE, d.host() + " does not resolve"));
         return;
       }
       List<InetAddress> usable = new ArrayList<>();
@@ -217,6 +235,15 @@ public final class UpstreamConnector implements AutoCloseable {
       return;
     }
     tryConnect(loop, others, 0, d.port(), init, promise, null);
+  }
+
+  private static boolean hasCause(Throwable t, Class<? extends Throwable> type) {
+    for (int depth = 0; t != null && depth < 10; t = t.getCause(), depth++) {
+      if (type.isInstance(t)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private boolean bypassesParent(Destination d) {

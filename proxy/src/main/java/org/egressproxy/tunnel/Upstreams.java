@@ -15,6 +15,9 @@ final class Upstreams {
     } else if (cause instanceof UpstreamConnector.UpstreamException u
         && u.failure() == UpstreamConnector.Failure.LOOP) {
       c.reason = "loop";
+    } else if (cause instanceof UpstreamConnector.UpstreamException u
+        && u.failure() == UpstreamConnector.Failure.DNS_TIMEOUT) {
+      c.reason = "dns-timeout";
     } else {
       c.reason = "upstream-error";
     }
