@@ -42,6 +42,14 @@ public final class NettyLeakCheck implements AfterAllCallback {
 
   @Override
   public void afterAll(ExtensionContext context) throws Exception {
+    assertNoLeaks(context.getDisplayName());
+  }
+
+  /**
+   * Fails when Netty has reported a leaked buffer so far: for tests that check after each step
+   * (the load and fault tests) rather than only at the end of the class.
+   */
+  public static void assertNoLeaks(String where) throws InterruptedException {
     // Leaks are reported when a leaked buffer has been collected and another is allocated.
     for (int i = 0; i < 3; i++) {
       System.gc();
@@ -52,8 +60,7 @@ public final class NettyLeakCheck implements AfterAllCallback {
     if (!LEAKS.isEmpty()) {
       String report = String.join("\n---\n", LEAKS);
       LEAKS.clear();
-      throw new AssertionError("Netty reported leaked buffers in "
-          + context.getDisplayName() + ":\n" + report);
+      throw new AssertionError("Netty reported leaked buffers in " + where + ":\n" + report);
     }
   }
 }

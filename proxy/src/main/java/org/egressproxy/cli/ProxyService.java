@@ -82,6 +82,10 @@ final class ProxyService {
       err.flush();
       return Main.CONFIG_ERROR;
     }
+    if (log.problem() != null) {
+      err.println("egress-proxy: warning: " + log.problem());
+      err.flush();
+    }
     metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
     Transport transport = Transport.select();
     if (transport.fallbackReason() != null) {

@@ -23,7 +23,10 @@ import org.apache.logging.log4j.message.SimpleMessage;
  * event per allowed connection. Event loops only hand a finished line to a bounded queue; one
  * writer thread appends through Log4j2 (a rolling file: 100 MB or daily, 10 kept, gzipped; or the
  * console for "-"). A full queue, a full disk or a read-only file never blocks traffic: the line
- * is dropped and counted.
+ * is dropped and counted. Log4j buffers what it writes, so a line counts as written only once a
+ * flush after it succeeded; when a write or flush fails, every line since the last good flush
+ * counts as dropped. A file that cannot be opened at all (a read-only filesystem) gives a log
+ * that drops and counts every line, and says why in {@link #problem()}.
  */
 public final class DecisionLog implements AutoCloseable {
   static final int QUEUE = 65_536;
@@ -34,11 +37,13 @@ public final class DecisionLog implements AutoCloseable {
   private final Appender appender;
   private final Thread writer;
   private final Clock clock;
+  private final String problem;
   private volatile boolean closing;
 
-  private DecisionLog(Appender appender, Clock clock) {
+  private DecisionLog(Appender appender, Clock clock, String problem) {
     this.appender = appender;
     this.clock = clock;
+    this.problem = problem;
     this.writer = appender == null ? null : new Thread(this::drain, "decision-log");
     if (writer != null) {
       writer.setDaemon(true);
@@ -48,7 +53,7 @@ public final class DecisionLog implements AutoCloseable {
 
   /** A log that writes nothing (no {@code decisionLog.path}). */
   public static DecisionLog disabled() {
-    return new DecisionLog(null, Clock.systemUTC());
+    return new DecisionLog(null, Clock.systemUTC(), null);
   }
 
   /** A log to {@code path}, or to standard output for "-". */
@@ -59,25 +64,36 @@ public final class DecisionLog implements AutoCloseable {
       a = ConsoleAppender.newBuilder().setName("decisions").setLayout(layout)
           .setIgnoreExceptions(false).build();
     } else {
-      a = RollingFileAppender.newBuilder()
-          .setName("decisions")
-          .withFileName(path)
-          .withFilePattern(path + ".%d{yyyy-MM-dd}.%i.gz")
-          .withPolicy(CompositeTriggeringPolicy.createPolicy(
-              SizeBasedTriggeringPolicy.createPolicy("100MB"),
-              TimeBasedTriggeringPolicy.newBuilder().build()))
-          .withStrategy(DefaultRolloverStrategy.newBuilder().withMax("10").build())
-          .withImmediateFlush(false)
-          .setBufferedIo(true)
-          .setLayout(layout)
-          .setIgnoreExceptions(false)
-          .build();
+      try {
+        a = RollingFileAppender.newBuilder()
+            .setName("decisions")
+            .withFileName(path)
+            .withFilePattern(path + ".%d{yyyy-MM-dd}.%i.gz")
+            .withPolicy(CompositeTriggeringPolicy.createPolicy(
+                SizeBasedTriggeringPolicy.createPolicy("100MB"),
+                TimeBasedTriggeringPolicy.newBuilder().build()))
+            .withStrategy(DefaultRolloverStrategy.newBuilder().withMax("10").build())
+            .withImmediateFlush(false)
+            .setBufferedIo(true)
+            .setLayout(layout)
+            .setIgnoreExceptions(false)
+            .build();
+      } catch (RuntimeException e) { // Log4j's manager factory: a read-only directory, say
+        a = null;
+      }
       if (a == null) {
-        throw new IllegalArgumentException("cannot open the decision log " + path);
+        return new DecisionLog(null, Clock.systemUTC(), "cannot open the decision log " + path
+            + " (see Log4j's error above); every line is dropped and counted in"
+            + " egress_decision_log_dropped_total");
       }
     }
     a.start();
-    return new DecisionLog(a, Clock.systemUTC());
+    return new DecisionLog(a, Clock.systemUTC(), null);
+  }
+
+  /** Why nothing can be written, or {@code null}. */
+  public String problem() {
+    return problem;
   }
 
   public void decision(Connection c) {
@@ -90,6 +106,9 @@ public final class DecisionLog implements AutoCloseable {
 
   private void offer(Connection c, String event) {
     if (appender == null) {
+      if (problem != null) {
+        dropped.increment(); // the file could not be opened
+      }
       return;
     }
     if (closing || !queue.offer(c.toJson(event, clock.instant()))) {
@@ -119,17 +138,21 @@ public final class DecisionLog implements AutoCloseable {
         }
         batch.add(first);
         queue.drainTo(batch, 1023);
+        int pending = 0; // appended since the last flush that worked
         for (String line : batch) {
           try {
             appender.append(Log4jLogEvent.newBuilder().setMessage(new SimpleMessage(line)).build());
-            written.increment();
+            pending++;
           } catch (RuntimeException e) { // full disk, read-only file, closed stream
-            dropped.increment();
+            dropped.add(pending + 1L); // a failed write loses what the buffer held too
+            pending = 0;
           }
         }
         batch.clear();
-        if (queue.isEmpty()) {
-          flush();
+        if (flush()) {
+          written.add(pending);
+        } else {
+          dropped.add(pending);
         }
       } catch (InterruptedException e) {
         return;
@@ -137,13 +160,15 @@ public final class DecisionLog implements AutoCloseable {
     }
   }
 
-  private void flush() {
+  /** Writes out what Log4j buffered; false when that failed. */
+  private boolean flush() {
     try {
       if (appender instanceof RollingFileAppender r) {
         r.getManager().flush();
       }
+      return true;
     } catch (RuntimeException e) {
-      // counted when the next append fails
+      return false;
     }
   }
 

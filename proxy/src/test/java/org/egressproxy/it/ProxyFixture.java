@@ -22,6 +22,8 @@ public final class ProxyFixture implements AutoCloseable {
   public final DecisionLog log;
   public final ProxyMetrics metrics;
   public final Path logFile;
+  private final Decider decider;
+  private org.egressproxy.admin.AdminServer admin;
 
   public ProxyFixture(String yaml, Path logFile) {
     this.logFile = logFile;
@@ -35,7 +37,7 @@ public final class ProxyFixture implements AutoCloseable {
     if (policy == null) {
       throw new IllegalArgumentException(problems.all().toString());
     }
-    Decider decider = new Decider(policy, config.cacheMaxEntries());
+    decider = new Decider(policy, config.cacheMaxEntries());
     metrics = new ProxyMetrics();
     metrics.bindDecisionCache(decider.cache());
     log = logFile == null ? DecisionLog.disabled() : DecisionLog.open(logFile.toString());
@@ -64,6 +66,51 @@ public final class ProxyFixture implements AutoCloseable {
     return server.boundAddresses().get(listener).getPort();
   }
 
+  /** Starts the admin listener on 127.0.0.1 (once) and returns its port. */
+  public synchronized int adminPort() throws InterruptedException {
+    if (admin == null) {
+      admin = new org.egressproxy.admin.AdminServer(
+          org.egressproxy.config.HostPort.parse("127.0.0.1:0"), server.transport(), metrics,
+          new org.egressproxy.admin.Status() {
+            @Override
+            public boolean ready() {
+              return true;
+            }
+
+            @Override
+            public CompiledPolicy policy() {
+              return decider.policy();
+            }
+
+            @Override
+            public Reload lastReload() {
+              return null;
+            }
+
+            @Override
+            public java.util.Map<String, Integer> active() {
+              return metrics.activeByListener();
+            }
+
+            @Override
+            public List<java.util.Map.Entry<String, Long>> topDenied(int n) {
+              return metrics.topDenied().top(n);
+            }
+          });
+      server.loopGuard().add(admin.address());
+    }
+    return admin.address().getPort();
+  }
+
+  /** The admin endpoint's answer to GET {@code path}: "status body". */
+  public String admin(String path) throws Exception {
+    java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:"
+            + adminPort() + path)).timeout(java.time.Duration.ofSeconds(10)).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString());
+    return r.statusCode() + " " + r.body();
+  }
+
   /** Closes the proxy and the log, and returns the log's lines. */
   public List<String> closeAndReadLog() throws Exception {
     close();
@@ -72,6 +119,9 @@ public final class ProxyFixture implements AutoCloseable {
 
   @Override
   public void close() {
+    if (admin != null) {
+      admin.close();
+    }
     server.close();
     log.close();
   }
