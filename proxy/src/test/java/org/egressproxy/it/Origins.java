@@ -171,6 +171,57 @@ public final class Origins implements AutoCloseable {
     return o[0];
   }
 
+  /** Raw TCP origin that sends back what it receives. */
+  public Origin echo() {
+    Origin[] o = new Origin[1];
+    o[0] = start(EchoHandler::new, null, false, o);
+    return o[0];
+  }
+
+  /** Echoes, with backpressure: stops reading while the echo cannot be written. */
+  static final class EchoHandler extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext c, Object msg) {
+      c.write(msg);
+      if (!c.channel().isWritable()) {
+        c.channel().config().setAutoRead(false);
+      }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext c) {
+      c.flush();
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext c) {
+      c.channel().config().setAutoRead(c.channel().isWritable());
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext c, Object evt) {
+      if (evt instanceof ChannelInputShutdownEvent) {
+        c.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+        return;
+      }
+      c.fireUserEventTriggered(evt);
+    }
+  }
+
+  /**
+   * An echo origin in a process of its own (file descriptors of its own, for the load test):
+   * prints {@code port N}, serves until its standard input closes.
+   */
+  public static void main(String[] args) throws Exception {
+    try (Origins o = new Origins()) {
+      System.out.println("port " + o.echo().port);
+      System.out.flush();
+      while (System.in.read() >= 0) {
+        // until the parent closes our standard input (or dies)
+      }
+    }
+  }
+
   /** Writes 64 KiB chunks for as long as its peer takes them (respecting its own writability). */
   public Origin streamer(long limit) {
     Origin[] o = new Origin[1];
