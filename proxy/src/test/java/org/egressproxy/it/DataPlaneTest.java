@@ -435,7 +435,12 @@ class DataPlaneTest {
     try (java.net.ServerSocket ss = new java.net.ServerSocket(0)) {
       closedPort = ss.getLocalPort();
     }
-    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", closedPort, 443)) {
+    // A name server that answers NXDOMAIN: the name does not exist (one that does not answer
+    // at all is a 504, FaultTest).
+    try (TestDns dns = new TestDns(java.util.Map.of(), false);
+        ProxyFixture p = new ProxyFixture(withPorts(config(tlsOrigin.port, httpOrigin.port, "")
+            .replace("servers: [\"127.0.0.1:9\"]", "servers: [\"" + dns.address() + "\"]"),
+            closedPort, 443), dir.resolve("decisions.jsonl"))) {
       try (Socket s = socket(p.port("explicit"))) {
         assertThat(connect(s, "www.allowed.test:" + closedPort)).contains(" 502 ");
       }
