@@ -89,6 +89,22 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
     return ctx.executor().newSucceededFuture(null);
   }
 
+  /**
+   * A ClientHello over {@link TlsSniHandler#MAX_CLIENT_HELLO} or records Netty cannot frame:
+   * Netty has closed the client; the tunnel ends, logged as a bad request.
+   */
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    if (!refused && c != null) {
+      refused = true;
+      c.reason = "bad-request";
+      runtime.decided(c);
+    }
+    ctx.close();
+    upstream.close();
+  }
+
   @Override
   protected void onLookupComplete(ChannelHandlerContext ctx, Future<Void> future) {
     if (ctx.channel().isActive() && !refused) {
