@@ -72,13 +72,15 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     this.ctx = ctx;
+    if (exchange != null && requestDone) {
+      // Pipelined - a malformed request too: its 400 must follow the answer in flight, not
+      // cut into it.
+      queued.add(msg);
+      return;
+    }
     if (msg instanceof HttpRequest bad && bad.decoderResult().cause() != null) {
       ReferenceCountUtil.release(msg);
       HttpResponses.refuseMalformed(ctx, runtime, bad.decoderResult().cause());
-      return;
-    }
-    if (exchange != null && requestDone) {
-      queued.add(msg); // pipelined: handled when the current response is complete
       return;
     }
     if (msg instanceof HttpRequest req) {

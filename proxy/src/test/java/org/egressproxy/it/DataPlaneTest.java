@@ -311,6 +311,29 @@ class DataPlaneTest {
   }
 
   @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit, absolute", "http, host"})
+  void aMalformedPipelinedRequestIsAnsweredAfterTheOneBeforeIt(String listener, String form,
+      @TempDir Path dir) throws Exception {
+    try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "", httpOrigin.port)) {
+      try (Socket s = socket(p.port(listener))) {
+        String target = form.equals("absolute")
+            ? "http://www.allowed.test:" + httpOrigin.port + "/first" : "/first";
+        String host = form.equals("absolute") ? "www.allowed.test:" + httpOrigin.port
+            : "www.allowed.test";
+        // Both in one write: the second (obsolete line folding) is read while the first is
+        // still on its way to the origin.
+        s.getOutputStream().write(("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+            + "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nX: a\r\n b\r\n\r\n")
+            .getBytes(StandardCharsets.US_ASCII));
+        assertThat(readResponse(s.getInputStream())).startsWith("200|").contains("path=/first");
+        assertThat(readResponse(s.getInputStream())).startsWith("400|")
+            .contains("obsolete line folding");
+        assertThat(s.getInputStream().read()).isEqualTo(-1);
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
   @CsvSource({"explicit", "http"})
   void requestBodiesAreForwardedWhetherSizedOrChunked(String listener, @TempDir Path dir)
       throws Exception {
