@@ -26,6 +26,7 @@ import org.egressproxy.match.Protocol;
 import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.Sources;
 
 /**
  * Forwards plain HTTP/1.1 requests, each decided on its own: absolute-form requests on the
@@ -114,7 +115,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   private void request(ChannelHandlerContext ctx, HttpRequest req) {
     Connection channelConn = ProxyRuntime.connection(ctx.channel());
-    Connection c = new Connection(channelConn.listener, channelConn.client);
+    Connection c = channelConn.forRequest();
     c.method = req.method().name();
     String host;
     int port;
@@ -166,19 +167,30 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       port = upstreamPort; // transparent: the port the traffic was sent to, whatever Host says
       path = uri.startsWith("/") ? uri : "/";
     }
-    Destination d = Destination.of(host, port, Protocol.HTTP);
+    Sources.Identity id = runtime.identify(c, mode == Mode.ABSOLUTE_FORM
+        ? req.headers().get(HttpHeaderNames.PROXY_AUTHORIZATION) : null,
+        mode == Mode.ABSOLUTE_FORM);
+    Destination d = Destination.of(host, port, Protocol.HTTP,
+        id.source() == null ? 0 : id.source().index());
     c.host = d.host();
     c.port = port;
+    if (id.refusal() != null) {
+      discarding = true; // drop the refused request's body, keep the connection
+      runtime.decided(c);
+      HttpProxyHandler.refuseClient(ctx, runtime, id, c.method + " " + d, false);
+      return;
+    }
     if (!d.valid()) {
       refuse(ctx, c, "invalid-host", 400, "Bad Request", "egress-proxy: '" + host
           + "' is not a valid host name");
       return;
     }
-    Decision decision = runtime.decider().decide(d);
+    Decision decision = runtime.decider().decide(id.source(), d);
     c.decision = decision;
     if (!decision.forward()) {
       refuse(ctx, c, null, 403, "Forbidden", "egress-proxy: " + c.method + " " + d
-          + " refused: " + HttpProxyHandler.explain(decision.reason().id()));
+          + " refused: " + HttpProxyHandler.explain(decision.reason().id())
+          + HttpProxyHandler.forSource(c));
       return;
     }
     DefaultHttpRequest out = new DefaultHttpRequest(HttpVersion.HTTP_1_1, req.method(), path);

@@ -18,7 +18,9 @@ import java.util.function.ToDoubleFunction;
  * {@code egress.decisions} as {@code egress_decisions_total}, and so on.
  *
  * <ul>
- *   <li>{@code egress_decisions_total{listener,decision,reason}}
+ *   <li>{@code egress_decisions_total{listener,decision,reason,source}} ({@code source} is the
+ *       client's {@code policy.sources} name, {@code default} without sources, {@code none}
+ *       when the client was refused before it was identified)
  *   <li>{@code egress_connections_active{listener}}
  *   <li>{@code egress_bytes_total{listener,direction}} ({@code up} = client to upstream)
  *   <li>{@code egress_upstream_connect_seconds} (histogram)
@@ -89,11 +91,13 @@ public final class ProxyMetrics {
     return out;
   }
 
-  public void decision(String listener, boolean allowed, String reason) {
-    String key = listener + '\0' + allowed + '\0' + reason;
+  public void decision(String listener, String source, boolean allowed, String reason) {
+    String src = source == null ? "none" : source;
+    String key = listener + '\0' + src + '\0' + allowed + '\0' + reason;
     decisions.computeIfAbsent(key, k -> Counter.builder("egress.decisions")
         .tag("listener", listener).tag("decision", allowed ? "allow" : "deny")
-        .tag("reason", reason).description("Decisions made").register(registry)).increment();
+        .tag("reason", reason).tag("source", src).description("Decisions made")
+        .register(registry)).increment();
   }
 
   /** {@code egress_limit_rejections_total{listener,limit}}: connections refused by a limit. */

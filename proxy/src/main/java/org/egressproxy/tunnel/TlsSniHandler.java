@@ -16,6 +16,7 @@ import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.peek.ClientHello;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.Sources;
 
 /**
  * Transparent TLS ({@code tls-sni}): Netty's {@link SslClientHelloHandler} reassembles the
@@ -101,12 +102,18 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     if (hello.serverName() == null) {
       return refuse(ctx, c, "no-sni", true);
     }
-    Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS);
+    Sources.Identity id = runtime.identify(c, null, false); // by address only: no credentials
+    Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS,
+        id.source() == null ? 0 : id.source().index());
     c.host = d.host();
+    if (id.refusal() != null) {
+      runtime.decided(c);
+      return alertAndClose(ctx, TlsAlerts.ACCESS_DENIED);
+    }
     if (d.isIp()) {
       return refuse(ctx, c, "invalid-host", true); // RFC 6066: SNI is never an address
     }
-    Decision decision = runtime.decider().decide(d);
+    Decision decision = runtime.decider().decide(id.source(), d);
     c.decision = decision;
     if (!decision.forward()) {
       runtime.decided(c);
