@@ -58,6 +58,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private Channel upstream;
   private String upstreamKey;
   private Connection exchange; // the request in flight
+  private org.egressproxy.metrics.ProxyMetrics.Bytes meters; // the exchange's byte counters
   private boolean requestDone;
   private boolean discarding; // the body of a refused request
   private boolean closeAfter;
@@ -98,6 +99,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         return;
       }
       exchange.bytesUp += content.content().readableBytes();
+      meters.up().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
       if (connecting) {
         bodyWhileConnecting.add(content); // released or written once the connect completes
@@ -199,6 +201,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     closeAfter = !HttpUtil.isKeepAlive(req);
     headRequest = req.method().equals(io.netty.handler.codec.http.HttpMethod.HEAD);
     exchange = c;
+    meters = runtime.metrics().bytes(c.listener, c.source);
     requestDone = false;
     String key = d.host() + ":" + port;
     if (upstream != null && upstream.isActive() && key.equals(upstreamKey)) {
@@ -393,6 +396,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       HttpContent content = (HttpContent) msg;
       exchange.bytesDown += content.content().readableBytes();
+      meters.down().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
       ctx.writeAndFlush(msg); // ownership passes to the client's outbound buffer
       if (!ctx.channel().isWritable()) {

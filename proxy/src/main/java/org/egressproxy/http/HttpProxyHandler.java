@@ -124,7 +124,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     ctx.pipeline().remove(PipelineNames.FORWARD); // a tunnel now: no more HTTP requests
     ctx.pipeline().addAfter(PipelineNames.PROXY, PipelineNames.SNI_CHECK,
         new TunnelSniCheck(runtime, upstream));
-    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI_CHECK);
     while (!early.isEmpty()) {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline

@@ -145,7 +145,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       return;
     }
     runtime.decided(c);
-    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI);
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);

@@ -513,7 +513,7 @@ class DataPlaneTest {
       assertThat(p.metrics.scrape())
           .contains("egress_decisions_total{decision=\"allow\",listener=\"explicit\",reason=\"rule\",source=\"default\"} 3.0")
           .contains("egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\",source=\"default\"} 1.0")
-          .contains("egress_bytes_total{direction=\"up\",listener=\"explicit\"} 6000.0");
+          .contains("egress_bytes_total{direction=\"up\",listener=\"explicit\",source=\"default\"} 6000.0");
     }
   }
 

@@ -247,8 +247,13 @@ class SourcesTest {
           + "GET " + url + " HTTP/1.1\r\nHost: ci.allowed.test:" + h
           + "\r\nProxy-Authorization: " + basic("argon", "wrong") + "\r\n\r\n")
           .getBytes(StandardCharsets.US_ASCII));
-      assertThat(readResponse(in)).startsWith("200|");
+      String ok = readResponse(in);
+      assertThat(ok).startsWith("200|");
       assertThat(readResponse(in)).startsWith("407|").contains("not accepted");
+      // Forwarded HTTP bodies count in the bytes metric, under the request's source.
+      int body = ok.length() - "200|".length();
+      assertThat(p.metrics.scrape()).contains("egress_bytes_total{direction=\"down\","
+          + "listener=\"explicit\",source=\"ci\"} " + (2 * body) + ".0");
     }
   }
 
