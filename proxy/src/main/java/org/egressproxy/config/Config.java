@@ -129,10 +129,14 @@ public record Config(
   /**
    * A named group of clients under {@code policy.sources}: matched by client address ({@code
    * clients}) and/or proxy credentials ({@code users}, {@code tokens}); its policy is the
-   * top-level catalogs and rules plus its own.
+   * top-level catalogs and rules plus its own; {@code maxConnections} bounds the client
+   * connections placed in it at once.
    */
   public record Source(String name, List<Cidr> clients, List<User> users, List<Token> tokens,
-      List<CatalogRef> catalogs, List<LocalRule> rules, SourceRef at) {
+      List<CatalogRef> catalogs, List<LocalRule> rules, int maxConnections, SourceRef at) {
+    /** {@code maxConnections} when the source sets none: only {@code limits:} apply. */
+    public static final int NO_LIMIT = Integer.MAX_VALUE;
+
     public boolean needsCredentials() {
       return !users.isEmpty() || !tokens.isEmpty();
     }

@@ -447,12 +447,16 @@ public final class ConfigLoader {
       }
       List<CatalogRef> catalogs = catalogRefs(y, m.get("catalogs"), what + " catalogs");
       List<LocalRule> rules = localRules(y, m.get("rules"), what + " rules");
+      Node maxNode = m.get("maxConnections");
+      Integer max = maxNode == null ? Integer.valueOf(Config.Source.NO_LIMIT)
+          : y.integer(maxNode, what + " maxConnections", 1, 10_000_000);
       m.finish();
       if (name == null) {
         continue;
       }
       Config.Source src = new Config.Source(name, List.copyOf(clients), List.copyOf(userList),
-          List.copyOf(tokenList), List.copyOf(catalogs), List.copyOf(rules), y.at(nameNode));
+          List.copyOf(tokenList), List.copyOf(catalogs), List.copyOf(rules),
+          max == null ? Config.Source.NO_LIMIT : max, y.at(nameNode));
       if (catchAll != null) {
         y.warning(nameNode, "source '" + name + "' is never used: source '" + catchAll.name()
             + "' (line " + catchAll.at().line() + ") has neither clients nor credentials and"

@@ -161,6 +161,21 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
   static void refuseClient(ChannelHandlerContext ctx, ProxyRuntime runtime,
       Sources.Identity id, String what, boolean close) {
     boolean http = ctx.pipeline().get(PipelineNames.HTTP) != null;
+    if (Sources.SOURCE_LIMIT.equals(id.refusal())) {
+      String body = "egress-proxy: " + what + " refused: too many connections for source "
+          + id.source().name() + " (limit " + id.source().maxConnections() + "); try again later";
+      Object r;
+      if (http) {
+        var full = HttpResponses.full(ctx.alloc(), 503, "Service Unavailable", body, true);
+        full.headers().set("Retry-After", "1");
+        r = full;
+      } else {
+        r = HttpResponses.of(ctx.alloc(), 503, "Service Unavailable", body, true,
+            "Retry-After: 1");
+      }
+      ctx.writeAndFlush(r).addListener(ChannelFutureListener.CLOSE);
+      return;
+    }
     if (id.challenge()) {
       String body = "egress-proxy: " + what + " refused: " + (id.refusal().equals(
           Sources.AUTH_REQUIRED) ? "proxy credentials required (Proxy-Authorization)"

@@ -20,6 +20,10 @@ public final class Connection {
   public String source;
   /** The user or token name the client proved (or claimed, when refused) with its credentials. */
   public String user;
+  /** The client connection this request record belongs to; null for the connection's own. */
+  public final Connection parent;
+  /** The source this client connection is counted under ({@code maxConnections}); or null. */
+  public String countedSource;
   public String method;
   public String host;
   public int port;
@@ -38,14 +42,25 @@ public final class Connection {
   }
 
   public Connection(String listener, String client, IpLiteral clientAddress) {
+    this(listener, client, clientAddress, null);
+  }
+
+  private Connection(String listener, String client, IpLiteral clientAddress,
+      Connection parent) {
     this.listener = listener;
     this.client = client;
     this.clientAddress = clientAddress;
+    this.parent = parent;
   }
 
   /** A record for one request on this connection (kept-alive HTTP). */
   public Connection forRequest() {
-    return new Connection(listener, client, clientAddress);
+    return new Connection(listener, client, clientAddress, this);
+  }
+
+  /** The client connection's own record. */
+  public Connection root() {
+    return parent == null ? this : parent;
   }
 
   public String reasonId() {

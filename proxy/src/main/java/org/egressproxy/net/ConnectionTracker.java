@@ -70,6 +70,9 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       meters.active.decrementAndGet();
     }
     Connection c = ProxyRuntime.connection(ctx.channel());
+    if (c != null && c.countedSource != null) {
+      runtime.limits().releaseSource(c.countedSource);
+    }
     if (c != null && c.upstream != null && c.decision != null && c.decision.forward()
         && c.reason == null) {
       runtime.log().close(c);

@@ -53,6 +53,17 @@ public record ProxyRuntime(
     Credential presented = canAuthenticate ? s.credentials().verify(proxyAuthorization)
         : Credential.NONE;
     Sources.Identity id = s.identify(c.clientAddress, presented, canAuthenticate);
+    Connection root = c.root();
+    if (id.refusal() == null && root.countedSource == null) {
+      // The connection counts under the first source it is placed in, until it closes.
+      Sources.Source src = id.source();
+      if (!limits.admitSource(src.name(), src.maxConnections())) {
+        metrics.limitRejected(c.listener, "source");
+        id = src.overLimit(id.user());
+      } else {
+        root.countedSource = src.name();
+      }
+    }
     c.source = id.source() == null ? null : id.source().name();
     c.user = id.user();
     if (id.refusal() != null) {

@@ -28,6 +28,8 @@ public final class Sources {
   public static final String AUTH_REQUIRED = "auth-required";
   public static final String AUTH_FAILED = "auth-failed";
   public static final String NO_SOURCE = "no-source";
+  /** The client's source has {@code maxConnections} open already. */
+  public static final String SOURCE_LIMIT = "source-limit";
 
   /** A source with its compiled policy; {@code index} keys its decisions in the cache. */
   public static final class Source {
@@ -37,9 +39,11 @@ public final class Sources {
     private final Set<String> users;
     private final Set<String> tokens;
     private final CompiledPolicy policy;
+    private final int maxConnections;
 
     Source(Config.Source s, int index, CompiledPolicy policy) {
       this.name = s.name();
+      this.maxConnections = s.maxConnections();
       this.index = index;
       this.policy = policy;
       if (s.clients().isEmpty()) {
@@ -65,6 +69,17 @@ public final class Sources {
       this.users = Set.of();
       this.tokens = Set.of();
       this.policy = policy;
+      this.maxConnections = Config.Source.NO_LIMIT;
+    }
+
+    /** Open client connections this source may have at once ({@code limits:} apply too). */
+    public int maxConnections() {
+      return maxConnections;
+    }
+
+    /** This identity, refused because the source is at its {@code maxConnections}. */
+    public Identity overLimit(String user) {
+      return new Identity(this, user, SOURCE_LIMIT);
     }
 
     public String name() {
@@ -97,9 +112,9 @@ public final class Sources {
   }
 
   /**
-   * The outcome of identifying a client: its source (null when refused), the user or token name
-   * it proved, and the refusal reason ({@link #AUTH_REQUIRED}, {@link #AUTH_FAILED}, {@link
-   * #NO_SOURCE}) when there is no source.
+   * The outcome of identifying a client: its source (null when there is none), the user or
+   * token name it proved, and the refusal reason ({@link #AUTH_REQUIRED}, {@link #AUTH_FAILED},
+   * {@link #NO_SOURCE}; {@link #SOURCE_LIMIT} with the source set) when it is refused.
    */
   public record Identity(Source source, String user, String refusal) {
     /** 407 rather than 403: credentials would help. */

@@ -225,6 +225,52 @@ class SourcesTest {
   }
 
   @Test
+  void aSourceAtItsMaxConnectionsIsRefusedUntilOneCloses(@TempDir Path dir) throws Exception {
+    int t = tlsOrigin.port;
+    Origins.Origin recorder = origins.recorder(); // answers the client's FIN, then closes
+    String yaml = config().replace("    - name: nodes\n",
+        "    - name: nodes\n      maxConnections: 2\n").replace(
+            "allow: nodes.allowed.test\n          ports: [",
+            "allow: nodes.allowed.test\n          ports: [" + recorder.port + ", ");
+    assertThat(yaml).contains("maxConnections: 2").contains("ports: [" + recorder.port);
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("d.jsonl"))) {
+      int port = p.port("explicit");
+      Socket first = from("127.0.0.2", port);
+      try (Socket second = from("127.0.0.2", port)) {
+        assertThat(status(connect(first, "nodes.allowed.test:" + recorder.port, null)))
+            .contains(" 200 ");
+        assertThat(status(connect(second, "nodes.allowed.test:" + t, null))).contains(" 200 ");
+        try (Socket third = from("127.0.0.2", port)) {
+          String head = connect(third, "nodes.allowed.test:" + t, null);
+          assertThat(status(head)).isEqualTo("HTTP/1.1 503 Service Unavailable");
+          assertThat(head).contains("Retry-After: 1");
+          assertThat(readBody(third.getInputStream(), head))
+              .contains("too many connections for source nodes (limit 2)");
+        }
+        // Another source is not affected.
+        try (Socket ci = from("127.0.0.2", port)) {
+          assertThat(status(connect(ci, "ci.allowed.test:" + t, "Bearer " + TOKEN)))
+              .contains(" 200 ");
+        }
+        first.shutdownOutput(); // the recorder answers and closes: the tunnel ends
+        assertThat(DataPlaneTest.line(first.getInputStream())).isEqualTo("got 0");
+        first.close();
+        DataPlaneTest.await("a freed place in source nodes", () -> {
+          try (Socket again = from("127.0.0.2", port)) {
+            return status(connect(again, "nodes.allowed.test:" + t, null)).contains(" 200 ");
+          } catch (IOException e) {
+            return false;
+          }
+        });
+      }
+      assertThat(p.metrics.scrape()).contains(
+          "egress_limit_rejections_total{limit=\"source\",listener=\"explicit\"} 1.0");
+      assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+          .contains("\"source\":\"nodes\"").contains("\"reason\":\"source-limit\""));
+    }
+  }
+
+  @Test
   void absoluteFormRequestsAreIdentifiedOneByOne(@TempDir Path dir) throws Exception {
     int h = httpOrigin.port;
     try (ProxyFixture p = new ProxyFixture(config(), dir.resolve("d.jsonl"));
