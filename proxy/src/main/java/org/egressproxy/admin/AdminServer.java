@@ -115,11 +115,22 @@ public final class AdminServer implements AutoCloseable {
           : Protocol.fromId(proto);
       if (host == null || port < 1 || port > 65535 || p == null) {
         send(ctx, req, 400, "text/plain",
-            "usage: /check?host=NAME-OR-IP&port=1-65535[&protocol=tls|http]\n");
+            "usage: /check?host=NAME-OR-IP&port=1-65535[&protocol=tls|http][&source=NAME]\n");
         return;
       }
+      String sourceName = first(q, "source");
+      org.egressproxy.policy.CompiledPolicy policy = status.policy();
+      if (sourceName != null) {
+        org.egressproxy.policy.Sources.Source s = status.sources().find(sourceName);
+        if (s == null) {
+          send(ctx, req, 404, "text/plain", "no source '" + sourceName
+              + "' in policy.sources\n");
+          return;
+        }
+        policy = s.policy();
+      }
       Destination d = Destination.of(host, port, p);
-      Decision decision = status.policy().decide(d);
+      Decision decision = policy.decide(d);
       StringBuilder sb = new StringBuilder();
       sb.append(decision.allowed() ? "ALLOW " : "DENY ").append(d).append(' ').append(p.id())
           .append(" reason=").append(decision.reason().id());

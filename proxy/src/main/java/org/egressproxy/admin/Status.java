@@ -4,14 +4,20 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import org.egressproxy.policy.CompiledPolicy;
+import org.egressproxy.policy.Sources;
 
 /** What the admin endpoint shows about the running proxy. */
 public interface Status {
   /** Listeners bound, a policy loaded, not stopping. */
   boolean ready();
 
-  /** The policy deciding now. */
-  CompiledPolicy policy();
+  /** The policies deciding now: the top-level one and one per source. */
+  Sources sources();
+
+  /** The top-level policy deciding now. */
+  default CompiledPolicy policy() {
+    return sources().base();
+  }
 
   /** The last reload, or {@code null} when there was none. */
   Reload lastReload();

@@ -5,6 +5,7 @@ import java.util.Map;
 import org.egressproxy.log.Json;
 import org.egressproxy.policy.CompiledPolicy;
 import org.egressproxy.policy.Rule;
+import org.egressproxy.policy.Sources;
 
 /** {@code /policy} as JSON and {@code /} as a small HTML page, from a {@link Status}. */
 final class StatusPages {
@@ -40,6 +41,16 @@ final class StatusPages {
           .append(",\"rule\":").append(Json.quote(r.pattern()))
           .append(",\"ports\":").append(Json.quote(r.ports().toString()))
           .append(",\"protocol\":").append(Json.quote(r.protocolText())).append('}');
+      first = false;
+    }
+    sb.append("],\"sources\":[");
+    first = true;
+    for (Sources.Source s : status.sources().list()) {
+      sb.append(first ? "" : ",").append("{\"name\":").append(Json.quote(s.name()))
+          .append(",\"version\":").append(s.policy().generation())
+          .append(",\"rules\":").append(s.policy().ruleCount())
+          .append(",\"catalogs\":").append(list(s.policy().catalogs().stream()
+              .map(u -> u.catalog().name()).toList())).append('}');
       first = false;
     }
     sb.append("],\"lastReload\":");
@@ -102,6 +113,16 @@ final class StatusPages {
       sb.append("<tr><td>").append(esc(u.catalog().name())).append("</td><td>")
           .append(u.activeRules()).append("</td><td>").append(esc(String.join(", ",
               u.disabledRules()))).append("</td></tr>");
+    }
+    if (status.sources().configured()) {
+      sb.append("</table><h2>Sources</h2><table><tr><th>source</th><th>rules</th>"
+          + "<th>catalogs</th></tr>");
+      for (Sources.Source s : status.sources().list()) {
+        sb.append("<tr><td>").append(esc(s.name())).append("</td><td>")
+            .append(s.policy().ruleCount()).append("</td><td>").append(esc(String.join(", ",
+                s.policy().catalogs().stream().map(u -> u.catalog().name()).toList())))
+            .append("</td></tr>");
+      }
     }
     sb.append("</table><p><a href=\"/metrics\">/metrics</a> · <a href=\"/policy\">/policy</a> ·"
         + " /check?host=H&amp;port=P</p></body></html>\n");

@@ -34,6 +34,11 @@ final class CheckCommand implements Callable<Integer> {
       description = "What the connection carries. Default: http for port 80, tls otherwise.")
   String protocol;
 
+  @Option(names = "--source", paramLabel = "NAME",
+      description = "Decide with this policy.sources entry's policy (the top-level catalogs and"
+          + " rules plus its own). Default: the top-level policy.")
+  String source;
+
   @Override
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
@@ -50,6 +55,18 @@ final class CheckCommand implements Callable<Integer> {
     if (loaded == null) {
       return Main.CONFIG_ERROR;
     }
+    org.egressproxy.policy.CompiledPolicy policy = loaded.policy();
+    if (source != null) {
+      org.egressproxy.policy.Sources.Source s = loaded.sources().find(source);
+      if (s == null) {
+        err.println("no source '" + source + "' in policy.sources; known: " + (loaded.sources()
+            .configured() ? String.join(", ", loaded.sources().list().stream()
+                .map(org.egressproxy.policy.Sources.Source::name).toList())
+            : "none (policy.sources is not set)"));
+        return Main.CONFIG_ERROR;
+      }
+      policy = s.policy();
+    }
     boolean anyDenied = false;
     for (String arg : destinations) {
       Authority hp = parse(arg);
@@ -59,7 +76,7 @@ final class CheckCommand implements Callable<Integer> {
       }
       Protocol p = forced != null ? forced : hp.port() == 80 ? Protocol.HTTP : Protocol.TLS;
       Destination d = Destination.of(hp.host(), hp.port(), p);
-      Decision decision = loaded.policy().decide(d);
+      Decision decision = policy.decide(d);
       anyDenied |= !decision.allowed();
       out.println(format(d, decision));
     }

@@ -19,7 +19,7 @@ import picocli.CommandLine.ScopeType;
     versionProvider = Main.Version.class,
     description = "Transparent egress proxy for locked-down Kubernetes clusters.",
     subcommands = {RunCommand.class, CheckCommand.class, ValidateCommand.class,
-        CatalogsCommand.class, ExportCommand.class},
+        CatalogsCommand.class, ExportCommand.class, HashCommand.class},
     footer = {"", "Without a command, 'run' is assumed. Without --config, the embedded default"
         + " applies."})
 public final class Main implements Callable<Integer> {

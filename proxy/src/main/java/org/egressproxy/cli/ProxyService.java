@@ -68,8 +68,8 @@ final class ProxyService {
       return Main.CONFIG_ERROR;
     }
     Config config = loaded.config();
-    decider = new Decider(loaded.policy(), config.cacheMaxEntries());
-    say(describe(loaded.policy()) + " from " + config.file());
+    decider = new Decider(loaded.sources(), config.cacheMaxEntries());
+    say(describe(loaded.sources()) + " from " + config.file());
     metrics = new ProxyMetrics();
     metrics.bindDecisionCache(decider.cache());
     DecisionLog log;
@@ -181,8 +181,8 @@ final class ProxyService {
       }
 
       @Override
-      public CompiledPolicy policy() {
-        return decider.policy();
+      public org.egressproxy.policy.Sources sources() {
+        return decider.sources();
       }
 
       @Override
@@ -214,11 +214,11 @@ final class ProxyService {
     try {
       PolicyLoader.Loaded next = PolicyLoader.load(configFile);
       CommonOptions.printWarnings(next.problems(), err);
-      decider.install(next.policy());
+      decider.install(next.sources());
       metrics.reload(true);
       lastReload = new Status.Reload(java.time.Instant.now(), why, true,
           next.problems().warnings().stream().map(Object::toString).toList());
-      say("reloaded (" + why + "): " + describe(next.policy()));
+      say("reloaded (" + why + "): " + describe(next.sources()));
     } catch (ConfigException e) {
       metrics.reload(false);
       lastReload = new Status.Reload(java.time.Instant.now(), why, false,
@@ -291,6 +291,19 @@ final class ProxyService {
   private void say(String line) {
     out.println("egress-proxy: " + line);
     out.flush();
+  }
+
+  static String describe(org.egressproxy.policy.Sources s) {
+    String text = describe(s.base());
+    if (!s.configured()) {
+      return text;
+    }
+    StringBuilder sb = new StringBuilder(text).append("; sources:");
+    for (var src : s.list()) {
+      sb.append(' ').append(src.name()).append(" (").append(src.policy().ruleCount())
+          .append(" rules)");
+    }
+    return sb.toString();
   }
 
   static String describe(CompiledPolicy p) {

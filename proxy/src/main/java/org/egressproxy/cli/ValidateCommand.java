@@ -24,7 +24,7 @@ final class ValidateCommand implements Callable<Integer> {
       return Main.CONFIG_ERROR;
     }
     out.println("OK " + loaded.config().file() + ": " + loaded.config().listeners().size()
-        + " listeners, " + ProxyService.describe(loaded.policy())
+        + " listeners, " + ProxyService.describe(loaded.sources())
         + (loaded.problems().warnings().isEmpty() ? ""
             : ", " + loaded.problems().warnings().size() + " warnings"));
     out.flush();

@@ -129,11 +129,42 @@ public record Config(
    */
   public record LocalRule(boolean deny, String pattern, PortSet ports, int protocols, SourceRef at) {}
 
-  /** The {@code policy:} section. */
+  /**
+   * The {@code policy:} section. {@code sources} is empty when the section has none: every
+   * client then gets the top-level catalogs and rules.
+   */
   public record Policy(
       EnforcementMode mode,
       List<CatalogRef> catalogs,
       List<CatalogDir> catalogDirs,
       List<LocalRule> rules,
-      List<Cidr> allowDestinationCidrs) {}
+      List<Cidr> allowDestinationCidrs,
+      List<Source> sources) {
+    public Policy(EnforcementMode mode, List<CatalogRef> catalogs, List<CatalogDir> catalogDirs,
+        List<LocalRule> rules, List<Cidr> allowDestinationCidrs) {
+      this(mode, catalogs, catalogDirs, rules, allowDestinationCidrs, List.of());
+    }
+  }
+
+  /**
+   * A named group of clients under {@code policy.sources}: matched by client address ({@code
+   * clients}) and/or proxy credentials ({@code users}, {@code tokens}); its policy is the
+   * top-level catalogs and rules plus its own; {@code maxConnections} bounds the client
+   * connections placed in it at once.
+   */
+  public record Source(String name, List<Cidr> clients, List<User> users, List<Token> tokens,
+      List<CatalogRef> catalogs, List<LocalRule> rules, int maxConnections, SourceRef at) {
+    /** {@code maxConnections} when the source sets none: only {@code limits:} apply. */
+    public static final int NO_LIMIT = Integer.MAX_VALUE;
+
+    public boolean needsCredentials() {
+      return !users.isEmpty() || !tokens.isEmpty();
+    }
+  }
+
+  /** A {@code Proxy-Authorization: Basic} user and its bcrypt or Argon2 password hash. */
+  public record User(String name, String passwordHash, SourceRef at) {}
+
+  /** A {@code Proxy-Authorization: Bearer} token, stored as the hex SHA-256 of the token. */
+  public record Token(String name, String sha256, SourceRef at) {}
 }

@@ -280,6 +280,7 @@ public final class ConfigLoader {
     List<CatalogDir> dirs = new ArrayList<>();
     List<LocalRule> rules = new ArrayList<>();
     List<Cidr> allowDest = new ArrayList<>();
+    List<Config.Source> sources = List.of();
     EnforcementMode mode = EnforcementMode.ENFORCE;
     MapView m = node == null ? null : y.map(node, "policy");
     if (m != null) {
@@ -294,22 +295,7 @@ public final class ConfigLoader {
           y.error(modeNode, "policy.mode must be 'enforce' or 'report', not '" + text + "'");
         }
       }
-      Node cat = m.get("catalogs");
-      if (cat != null) {
-        Map<String, Integer> seen = new LinkedHashMap<>();
-        for (Node item : y.list(cat, "policy.catalogs")) {
-          String name = str(y, item, "each of policy.catalogs");
-          if (name == null) {
-            continue;
-          }
-          Integer first = seen.putIfAbsent(name, y.at(item).line());
-          if (first != null) {
-            y.warning(item, "catalog '" + name + "' is listed twice (also at line " + first + ")");
-            continue;
-          }
-          catalogs.add(new CatalogRef(name, y.at(item)));
-        }
-      }
+      catalogs.addAll(catalogRefs(y, m.get("catalogs"), "policy.catalogs"));
       Node dirNode = m.get("catalogDirs");
       if (dirNode != null) {
         for (Node item : y.list(dirNode, "policy.catalogDirs")) {
@@ -319,33 +305,213 @@ public final class ConfigLoader {
           }
         }
       }
-      Node rulesNode = m.get("rules");
-      if (rulesNode != null) {
-        for (Node item : y.list(rulesNode, "policy.rules")) {
-          LocalRule r = localRule(y, item);
-          if (r != null) {
-            rules.add(r);
-          }
-        }
-      }
-      Node allowNode = m.get("allowDestinationCidrs");
-      if (allowNode != null) {
-        for (Node item : y.list(allowNode, "policy.allowDestinationCidrs")) {
-          String text = str(y, item, "each of policy.allowDestinationCidrs");
-          if (text == null) {
-            continue;
-          }
-          try {
-            allowDest.add(Cidr.parse(text));
-          } catch (PatternException e) {
-            y.error(item, e.getMessage());
-          }
-        }
-      }
+      rules.addAll(localRules(y, m.get("rules"), "policy.rules"));
+      allowDest.addAll(cidrs(y, m.get("allowDestinationCidrs"),
+          "policy.allowDestinationCidrs"));
+      sources = sources(y, m.get("sources"));
       m.finish();
     }
     return new Config.Policy(mode, List.copyOf(catalogs), List.copyOf(dirs), List.copyOf(rules),
-        List.copyOf(allowDest));
+        List.copyOf(allowDest), sources);
+  }
+
+  private static List<CatalogRef> catalogRefs(YamlReader y, Node node, String what) {
+    List<CatalogRef> out = new ArrayList<>();
+    if (node == null) {
+      return out;
+    }
+    Map<String, Integer> seen = new LinkedHashMap<>();
+    for (Node item : y.list(node, what)) {
+      String name = str(y, item, "each of " + what);
+      if (name == null) {
+        continue;
+      }
+      Integer first = seen.putIfAbsent(name, y.at(item).line());
+      if (first != null) {
+        y.warning(item, "catalog '" + name + "' is listed twice (also at line " + first + ")");
+        continue;
+      }
+      out.add(new CatalogRef(name, y.at(item)));
+    }
+    return out;
+  }
+
+  private static List<LocalRule> localRules(YamlReader y, Node node, String what) {
+    List<LocalRule> out = new ArrayList<>();
+    if (node != null) {
+      for (Node item : y.list(node, what)) {
+        LocalRule r = localRule(y, item);
+        if (r != null) {
+          out.add(r);
+        }
+      }
+    }
+    return out;
+  }
+
+  private static List<Cidr> cidrs(YamlReader y, Node node, String what) {
+    List<Cidr> out = new ArrayList<>();
+    if (node != null) {
+      for (Node item : y.list(node, what)) {
+        String text = str(y, item, "each of " + what);
+        if (text == null) {
+          continue;
+        }
+        try {
+          out.add(Cidr.parse(text));
+        } catch (PatternException e) {
+          y.error(item, e.getMessage());
+        }
+      }
+    }
+    return out;
+  }
+
+  private static final java.util.regex.Pattern SOURCE_NAME =
+      java.util.regex.Pattern.compile("[a-z0-9]([a-z0-9._-]{0,62})");
+  private static final java.util.regex.Pattern SHA256_HEX =
+      java.util.regex.Pattern.compile("[0-9a-f]{64}");
+
+  /**
+   * {@code policy.sources}: named client groups, in the order they are tried. A user name may
+   * appear in several sources only with the same hash, so one verification serves them all.
+   */
+  private static List<Config.Source> sources(YamlReader y, Node node) {
+    if (node == null) {
+      return List.of();
+    }
+    List<Config.Source> out = new ArrayList<>();
+    Map<String, Integer> names = new HashMap<>();
+    Map<String, Config.User> users = new HashMap<>();
+    Map<String, Config.Token> tokens = new HashMap<>();
+    Config.Source catchAll = null;
+    List<Node> items = y.list(node, "policy.sources");
+    if (items.isEmpty() && node instanceof org.yaml.snakeyaml.nodes.SequenceNode) {
+      y.error(node, "policy.sources must name at least one source (leave it out to give every"
+          + " client the top-level policy)");
+    }
+    for (Node item : items) {
+      MapView m = y.map(item, "a source");
+      if (m == null) {
+        continue;
+      }
+      Node nameNode = m.require("name");
+      String name = nameNode == null ? null : str(y, nameNode, "a source's name");
+      if (name != null && !SOURCE_NAME.matcher(name).matches()) {
+        y.error(nameNode, "source name '" + name + "' must be lower-case letters, digits, '.',"
+            + " '_' or '-' (it becomes a metric label), at most 63 characters");
+        name = null;
+      }
+      if (name != null) {
+        Integer first = names.putIfAbsent(name, y.at(nameNode).line());
+        if (first != null) {
+          y.error(nameNode, "source '" + name + "' is defined twice (also at line " + first
+              + ")");
+        }
+      }
+      String what = "source '" + (name == null ? "?" : name) + "'";
+      List<Cidr> clients = cidrs(y, m.get("clients"), what + " clients");
+      List<Config.User> userList = new ArrayList<>();
+      Node usersNode = m.get("users");
+      if (usersNode != null) {
+        for (Node u : y.list(usersNode, what + " users")) {
+          Config.User user = user(y, u, what);
+          if (user == null) {
+            continue;
+          }
+          Config.User prev = users.putIfAbsent(user.name(), user);
+          if (prev != null && !prev.passwordHash().equals(user.passwordHash())) {
+            y.error(u, "user '" + user.name() + "' has another password hash at line "
+                + prev.at().line() + "; a user name has one password in all sources");
+            continue;
+          }
+          userList.add(user);
+        }
+      }
+      List<Config.Token> tokenList = new ArrayList<>();
+      Node tokensNode = m.get("tokens");
+      if (tokensNode != null) {
+        for (Node t : y.list(tokensNode, what + " tokens")) {
+          Config.Token token = token(y, t, what);
+          if (token == null) {
+            continue;
+          }
+          Config.Token prev = tokens.putIfAbsent(token.sha256(), token);
+          if (prev != null && !prev.name().equals(token.name())) {
+            y.error(t, "this token's hash is also token '" + prev.name() + "' at line "
+                + prev.at().line() + "; one token has one name");
+            continue;
+          }
+          tokenList.add(token);
+        }
+      }
+      List<CatalogRef> catalogs = catalogRefs(y, m.get("catalogs"), what + " catalogs");
+      List<LocalRule> rules = localRules(y, m.get("rules"), what + " rules");
+      Node maxNode = m.get("maxConnections");
+      Integer max = maxNode == null ? Integer.valueOf(Config.Source.NO_LIMIT)
+          : y.integer(maxNode, what + " maxConnections", 1, 10_000_000);
+      m.finish();
+      if (name == null) {
+        continue;
+      }
+      Config.Source src = new Config.Source(name, List.copyOf(clients), List.copyOf(userList),
+          List.copyOf(tokenList), List.copyOf(catalogs), List.copyOf(rules),
+          max == null ? Config.Source.NO_LIMIT : max, y.at(nameNode));
+      if (catchAll != null) {
+        y.warning(nameNode, "source '" + name + "' is never used: source '" + catchAll.name()
+            + "' (line " + catchAll.at().line() + ") has neither clients nor credentials and"
+            + " takes every client first");
+      } else if (clients.isEmpty() && !src.needsCredentials()) {
+        catchAll = src;
+      }
+      out.add(src);
+    }
+    return List.copyOf(out);
+  }
+
+  private static Config.User user(YamlReader y, Node node, String what) {
+    MapView m = y.map(node, "a user of " + what);
+    if (m == null) {
+      return null;
+    }
+    Node nameNode = m.require("name");
+    Node hashNode = m.require("passwordHash");
+    m.finish();
+    String name = nameNode == null ? null : str(y, nameNode, "a user's name");
+    String hash = hashNode == null ? null : str(y, hashNode, "passwordHash");
+    if (name != null && (name.indexOf(':') >= 0 || name.chars().anyMatch(ch -> ch < 0x21))) {
+      y.error(nameNode, "user name '" + name + "' must not contain ':', spaces or control"
+          + " characters (Basic credentials are user:password)");
+      return null;
+    }
+    if (hash != null) {
+      try {
+        org.egressproxy.auth.PasswordHash.parse(hash);
+      } catch (IllegalArgumentException e) {
+        y.error(hashNode, e.getMessage());
+        return null;
+      }
+    }
+    return name == null || hash == null ? null : new Config.User(name, hash, y.at(nameNode));
+  }
+
+  private static Config.Token token(YamlReader y, Node node, String what) {
+    MapView m = y.map(node, "a token of " + what);
+    if (m == null) {
+      return null;
+    }
+    Node nameNode = m.require("name");
+    Node hashNode = m.require("sha256");
+    m.finish();
+    String name = nameNode == null ? null : str(y, nameNode, "a token's name");
+    String hash = hashNode == null ? null : str(y, hashNode, "sha256");
+    if (hash != null && !SHA256_HEX.matcher(hash).matches()) {
+      y.error(hashNode, "sha256 must be the token's SHA-256 in 64 lower-case hex digits (e.g."
+          + " 'printf %s \"$TOKEN\" | sha256sum', or 'egress-proxy hash --token'), never the"
+          + " token itself");
+      return null;
+    }
+    return name == null || hash == null ? null : new Config.Token(name, hash, y.at(nameNode));
   }
 
   private static LocalRule localRule(YamlReader y, Node item) {

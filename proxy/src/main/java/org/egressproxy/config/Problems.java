@@ -20,11 +20,18 @@ public final class Problems {
   private final List<Problem> all = new ArrayList<>();
 
   public void error(SourceRef where, String message) {
-    all.add(new Problem(where, true, oneLine(message)));
+    add(new Problem(where, true, oneLine(message)));
   }
 
   public void warning(SourceRef where, String message) {
-    all.add(new Problem(where, false, oneLine(message)));
+    add(new Problem(where, false, oneLine(message)));
+  }
+
+  /** Each problem once, even when a catalog is compiled for several sources. */
+  private void add(Problem p) {
+    if (!all.contains(p)) {
+      all.add(p);
+    }
   }
 
   /**

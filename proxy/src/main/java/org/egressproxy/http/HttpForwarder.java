@@ -26,6 +26,7 @@ import org.egressproxy.match.Protocol;
 import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.Sources;
 
 /**
  * Forwards plain HTTP/1.1 requests, each decided on its own: absolute-form requests on the
@@ -57,6 +58,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private Channel upstream;
   private String upstreamKey;
   private Connection exchange; // the request in flight
+  private org.egressproxy.metrics.ProxyMetrics.Bytes meters; // the exchange's byte counters
   private boolean requestDone;
   private boolean discarding; // the body of a refused request
   private boolean closeAfter;
@@ -99,6 +101,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         return;
       }
       exchange.bytesUp += content.content().readableBytes();
+      meters.up().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
       if (connecting) {
         bodyWhileConnecting.add(content); // released or written once the connect completes
@@ -116,7 +119,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   private void request(ChannelHandlerContext ctx, HttpRequest req) {
     Connection channelConn = ProxyRuntime.connection(ctx.channel());
-    Connection c = new Connection(channelConn.listener, channelConn.client);
+    Connection c = channelConn.forRequest();
     c.method = req.method().name();
     String host;
     int port;
@@ -168,19 +171,30 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       port = upstreamPort; // transparent: the port the traffic was sent to, whatever Host says
       path = uri.startsWith("/") ? uri : "/";
     }
-    Destination d = Destination.of(host, port, Protocol.HTTP);
+    Sources.Identity id = runtime.identify(c, mode == Mode.ABSOLUTE_FORM
+        ? req.headers().get(HttpHeaderNames.PROXY_AUTHORIZATION) : null,
+        mode == Mode.ABSOLUTE_FORM);
+    Destination d = Destination.of(host, port, Protocol.HTTP,
+        id.source() == null ? 0 : id.source().index());
     c.host = d.host();
     c.port = port;
+    if (id.refusal() != null) {
+      discarding = true; // drop the refused request's body, keep the connection
+      runtime.decided(c);
+      HttpProxyHandler.refuseClient(ctx, runtime, id, c.method + " " + d, false);
+      return;
+    }
     if (!d.valid()) {
       refuse(ctx, c, "invalid-host", 400, "Bad Request", "egress-proxy: '" + host
           + "' is not a valid host name");
       return;
     }
-    Decision decision = runtime.decider().decide(d);
+    Decision decision = runtime.decider().decide(id.source(), d);
     c.decision = decision;
     if (!decision.forward()) {
       refuse(ctx, c, null, 403, "Forbidden", "egress-proxy: " + c.method + " " + d
-          + " refused: " + HttpProxyHandler.explain(decision.reason().id()));
+          + " refused: " + HttpProxyHandler.explain(decision.reason().id())
+          + HttpProxyHandler.forSource(c));
       return;
     }
     DefaultHttpRequest out = new DefaultHttpRequest(HttpVersion.HTTP_1_1, req.method(), path);
@@ -189,6 +203,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     closeAfter = !HttpUtil.isKeepAlive(req);
     headRequest = req.method().equals(io.netty.handler.codec.http.HttpMethod.HEAD);
     exchange = c;
+    meters = runtime.metrics().bytes(c.listener, c.source);
     requestDone = false;
     String key = d.host() + ":" + port;
     if (upstream != null && upstream.isActive() && key.equals(upstreamKey)) {
@@ -383,6 +398,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       HttpContent content = (HttpContent) msg;
       exchange.bytesDown += content.content().readableBytes();
+      meters.down().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
       ctx.writeAndFlush(msg); // ownership passes to the client's outbound buffer
       if (!ctx.channel().isWritable()) {

@@ -5,6 +5,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.util.ReferenceCountUtil;
@@ -17,6 +18,7 @@ import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
 import org.egressproxy.policy.Reason;
+import org.egressproxy.policy.Sources;
 import org.egressproxy.tunnel.TunnelSniCheck;
 import org.egressproxy.tunnel.Tunnels;
 import org.egressproxy.tunnel.UpstreamConnector;
@@ -59,29 +61,45 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     Connection c = ProxyRuntime.connection(ctx.channel());
     c.method = "CONNECT";
     Authority a = Authority.parse(req.uri(), -1);
-    Destination d = a == null ? null : Destination.of(a.host(), a.port(), Protocol.TLS);
-    if (d == null || !d.valid()) {
-      c.host = a == null ? req.uri() : a.host();
-      c.reason = d == null ? "bad-request" : Reason.INVALID_HOST.id();
+    if (a == null) {
+      c.host = req.uri();
+      c.reason = "bad-request";
       runtime.decided(c);
       reply(ctx, 400, "Bad Request", "egress-proxy: CONNECT needs host:port, not '" + req.uri()
           + "'");
       return;
     }
+    Sources.Identity id = runtime.identify(c,
+        req.headers().get(HttpHeaderNames.PROXY_AUTHORIZATION), true);
+    Destination d = Destination.of(a.host(), a.port(), Protocol.TLS,
+        id.source() == null ? 0 : id.source().index());
     c.host = d.host();
     c.port = d.port();
-    Decision decision = runtime.decider().decide(d);
+    if (id.refusal() != null) {
+      runtime.decided(c);
+      refuseClient(ctx, runtime, id, "CONNECT " + d, true);
+      return;
+    }
+    if (!d.valid()) {
+      c.reason = Reason.INVALID_HOST.id();
+      runtime.decided(c);
+      reply(ctx, 400, "Bad Request", "egress-proxy: CONNECT needs host:port, not '" + req.uri()
+          + "'");
+      return;
+    }
+    Decision decision = runtime.decider().decide(id.source(), d);
     c.decision = decision;
     if (!decision.forward()) {
       runtime.decided(c);
       reply(ctx, 403, "Forbidden", "egress-proxy: CONNECT " + d + " refused: "
-          + explain(decision.reason().id()));
+          + explain(decision.reason().id()) + forSource(c));
       return;
     }
     // Stop HTTP decoding now: what follows the CONNECT head belongs to the tunnel.
     tunnelling = true;
     ctx.channel().config().setAutoRead(false);
     ctx.pipeline().remove(PipelineNames.HTTP);
+    ctx.pipeline().remove(PipelineNames.AUTH);
     Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
         runtime.decider().policy(), Tunnels.emptyInit());
     f.addListener((Future<Channel> done) -> connected(ctx, c, d, done));
@@ -106,7 +124,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     ctx.pipeline().remove(PipelineNames.FORWARD); // a tunnel now: no more HTTP requests
     ctx.pipeline().addAfter(PipelineNames.PROXY, PipelineNames.SNI_CHECK,
         new TunnelSniCheck(runtime, upstream));
-    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI_CHECK);
     while (!early.isEmpty()) {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
@@ -134,6 +152,68 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
         ? HttpResponses.full(ctx.alloc(), status, phrase, body, true)
         : HttpResponses.of(ctx.alloc(), status, phrase, body, true);
     ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+  }
+
+  /**
+   * Refuses a client that matches no source: 407 with the challenges when credentials would
+   * help, 403 otherwise; then closes when {@code close}.
+   */
+  static void refuseClient(ChannelHandlerContext ctx, ProxyRuntime runtime,
+      Sources.Identity id, String what, boolean close) {
+    boolean http = ctx.pipeline().get(PipelineNames.HTTP) != null;
+    if (Sources.SOURCE_LIMIT.equals(id.refusal())) {
+      String body = "egress-proxy: " + what + " refused: too many connections for source "
+          + id.source().name() + " (limit " + id.source().maxConnections() + "); try again later";
+      Object r;
+      if (http) {
+        var full = HttpResponses.full(ctx.alloc(), 503, "Service Unavailable", body, true);
+        full.headers().set("Retry-After", "1");
+        r = full;
+      } else {
+        r = HttpResponses.of(ctx.alloc(), 503, "Service Unavailable", body, true,
+            "Retry-After: 1");
+      }
+      ctx.writeAndFlush(r).addListener(ChannelFutureListener.CLOSE);
+      return;
+    }
+    if (id.challenge()) {
+      String body = "egress-proxy: " + what + " refused: " + (id.refusal().equals(
+          Sources.AUTH_REQUIRED) ? "proxy credentials required (Proxy-Authorization)"
+              : "proxy credentials not accepted");
+      String[] challenges = runtime.decider().sources().credentials().challenges();
+      Object r;
+      if (http) {
+        var full = HttpResponses.full(ctx.alloc(), 407, "Proxy Authentication Required", body,
+            close);
+        for (String ch : challenges) {
+          full.headers().add("Proxy-Authenticate", ch.substring(ch.indexOf(':') + 2));
+        }
+        r = full;
+      } else {
+        r = HttpResponses.of(ctx.alloc(), 407, "Proxy Authentication Required", body, close,
+            challenges);
+      }
+      var written = ctx.writeAndFlush(r);
+      if (close) {
+        written.addListener(ChannelFutureListener.CLOSE);
+      }
+      return;
+    }
+    String body = "egress-proxy: " + what + " refused: no-source (client "
+        + ProxyRuntime.connection(ctx.channel()).client.replaceAll(":\\d+$", "")
+        + " is in no policy.sources entry)";
+    var written = ctx.writeAndFlush(http
+        ? HttpResponses.full(ctx.alloc(), 403, "Forbidden", body, close)
+        : HttpResponses.of(ctx.alloc(), 403, "Forbidden", body, close));
+    if (close) {
+      written.addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  /** " (source NAME)" for refusal bodies when sources are configured. */
+  static String forSource(Connection c) {
+    return c.source == null || c.source.equals(Sources.DEFAULT) ? "" : " (source " + c.source
+        + ")";
   }
 
   /** A one-line explanation of a refusal reason, for response bodies. */

@@ -2,6 +2,7 @@ package org.egressproxy.log;
 
 import java.time.Instant;
 import java.util.List;
+import org.egressproxy.match.IpLiteral;
 import org.egressproxy.policy.Decision;
 
 /**
@@ -12,7 +13,17 @@ import org.egressproxy.policy.Decision;
 public final class Connection {
   public final String listener;
   public final String client;
+  /** The client's address, for matching {@code policy.sources[].clients}; null if unknown. */
+  public final IpLiteral clientAddress;
   public final long startNanos = System.nanoTime();
+  /** The client's source ({@code policy.sources}, or {@code default}) once identified. */
+  public String source;
+  /** The user or token name the client proved (or claimed, when refused) with its credentials. */
+  public String user;
+  /** The client connection this request record belongs to; null for the connection's own. */
+  public final Connection parent;
+  /** The source this client connection is counted under ({@code maxConnections}); or null. */
+  public String countedSource;
   public String method;
   public String host;
   public int port;
@@ -27,8 +38,29 @@ public final class Connection {
   public long bytesDown;
 
   public Connection(String listener, String client) {
+    this(listener, client, null);
+  }
+
+  public Connection(String listener, String client, IpLiteral clientAddress) {
+    this(listener, client, clientAddress, null);
+  }
+
+  private Connection(String listener, String client, IpLiteral clientAddress,
+      Connection parent) {
     this.listener = listener;
     this.client = client;
+    this.clientAddress = clientAddress;
+    this.parent = parent;
+  }
+
+  /** A record for one request on this connection (kept-alive HTTP). */
+  public Connection forRequest() {
+    return new Connection(listener, client, clientAddress, this);
+  }
+
+  /** The client connection's own record. */
+  public Connection root() {
+    return parent == null ? this : parent;
   }
 
   public String reasonId() {
@@ -47,6 +79,8 @@ public final class Connection {
     str(sb, "event", event);
     str(sb, "listener", listener);
     str(sb, "client", client);
+    str(sb, "source", source);
+    str(sb, "user", user);
     str(sb, "method", method);
     str(sb, "host", host);
     if (port > 0) {

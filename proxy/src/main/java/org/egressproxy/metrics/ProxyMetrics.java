@@ -18,9 +18,12 @@ import java.util.function.ToDoubleFunction;
  * {@code egress.decisions} as {@code egress_decisions_total}, and so on.
  *
  * <ul>
- *   <li>{@code egress_decisions_total{listener,decision,reason}}
+ *   <li>{@code egress_decisions_total{listener,decision,reason,source}} ({@code source} is the
+ *       client's {@code policy.sources} name, {@code default} without sources, {@code none}
+ *       when the client was refused before it was identified)
  *   <li>{@code egress_connections_active{listener}}
- *   <li>{@code egress_bytes_total{listener,direction}} ({@code up} = client to upstream)
+ *   <li>{@code egress_bytes_total{listener,direction,source}} ({@code up} = client to
+ *       upstream; tunnels and forwarded HTTP bodies)
  *   <li>{@code egress_upstream_connect_seconds} (histogram)
  *   <li>{@code cache_gets_total{cache="decisions",result}} (Micrometer's Caffeine binder)
  *   <li>{@code egress_decision_log_dropped_total}
@@ -34,17 +37,18 @@ public final class ProxyMetrics {
   private final Timer connect;
   private final TopDenied topDenied = new TopDenied();
 
+  private final Map<String, Bytes> bytes = new ConcurrentHashMap<>();
+
   /** Per-listener meters, looked up once per connection. */
   public static final class Listener {
     public final AtomicInteger active = new AtomicInteger();
-    public final Counter bytesUp;
-    public final Counter bytesDown;
-
-    Listener(Counter up, Counter down) {
-      this.bytesUp = up;
-      this.bytesDown = down;
-    }
   }
+
+  /**
+   * {@code egress_bytes_total{listener,direction,source}} for one listener and source, looked
+   * up once per tunnel or request.
+   */
+  public record Bytes(Counter up, Counter down) {}
 
   public ProxyMetrics() {
     new io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics().bindTo(registry);
@@ -65,13 +69,20 @@ public final class ProxyMetrics {
     return registry;
   }
 
+  public Bytes bytes(String listener, String source) {
+    String src = source == null ? "none" : source;
+    return bytes.computeIfAbsent(listener + '\0' + src, k -> new Bytes(
+        Counter.builder("egress.bytes").tag("listener", listener).tag("direction", "up")
+            .tag("source", src).description("Bytes relayed; up = client to upstream")
+            .register(registry),
+        Counter.builder("egress.bytes").tag("listener", listener).tag("direction", "down")
+            .tag("source", src).description("Bytes relayed; up = client to upstream")
+            .register(registry)));
+  }
+
   public Listener listener(String name) {
     return listeners.computeIfAbsent(name, n -> {
-      Listener l = new Listener(
-          Counter.builder("egress.bytes").tag("listener", n).tag("direction", "up")
-              .description("Bytes relayed; up = client to upstream").register(registry),
-          Counter.builder("egress.bytes").tag("listener", n).tag("direction", "down")
-              .description("Bytes relayed; up = client to upstream").register(registry));
+      Listener l = new Listener();
       Gauge.builder("egress.connections.active", l.active, AtomicInteger::get)
           .tag("listener", n).description("Open client connections").register(registry);
       return l;
@@ -89,11 +100,13 @@ public final class ProxyMetrics {
     return out;
   }
 
-  public void decision(String listener, boolean allowed, String reason) {
-    String key = listener + '\0' + allowed + '\0' + reason;
+  public void decision(String listener, String source, boolean allowed, String reason) {
+    String src = source == null ? "none" : source;
+    String key = listener + '\0' + src + '\0' + allowed + '\0' + reason;
     decisions.computeIfAbsent(key, k -> Counter.builder("egress.decisions")
         .tag("listener", listener).tag("decision", allowed ? "allow" : "deny")
-        .tag("reason", reason).description("Decisions made").register(registry)).increment();
+        .tag("reason", reason).tag("source", src).description("Decisions made")
+        .register(registry)).increment();
   }
 
   /** {@code egress_limit_rejections_total{listener,limit}}: connections refused by a limit. */

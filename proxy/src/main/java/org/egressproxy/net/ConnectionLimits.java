@@ -25,6 +25,7 @@ public final class ConnectionLimits {
   private final Config.Limits limits;
   private final AtomicInteger total = new AtomicInteger();
   private final ConcurrentHashMap<String, AtomicInteger> perClient = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicInteger> perSource = new ConcurrentHashMap<>();
 
   public ConnectionLimits(Config.Limits limits) {
     this.limits = limits;
@@ -40,15 +41,8 @@ public final class ConnectionLimits {
       total.decrementAndGet();
       return Refusal.TOTAL;
     }
-    AtomicInteger[] mine = new AtomicInteger[1];
-    perClient.compute(client, (k, v) -> {
-      AtomicInteger c = v == null ? new AtomicInteger() : v;
-      mine[0] = c;
-      c.incrementAndGet();
-      return c;
-    });
-    if (mine[0].get() > limits.maxConnectionsPerClient()) {
-      release(client);
+    if (!count(perClient, client, limits.maxConnectionsPerClient())) {
+      total.decrementAndGet();
       return Refusal.PER_CLIENT;
     }
     return null;
@@ -58,6 +52,35 @@ public final class ConnectionLimits {
   public void release(String client) {
     total.decrementAndGet();
     perClient.computeIfPresent(client, (k, v) -> v.decrementAndGet() <= 0 ? null : v);
+  }
+
+  /**
+   * Counts a client connection placed in {@code source}, or returns false (counting nothing)
+   * when the source has {@code max} already. Counts survive reloads: they follow connections.
+   */
+  public boolean admitSource(String source, int max) {
+    return count(perSource, source, max);
+  }
+
+  /** The end of a connection admitted by {@link #admitSource}. */
+  public void releaseSource(String source) {
+    perSource.computeIfPresent(source, (k, v) -> v.decrementAndGet() <= 0 ? null : v);
+  }
+
+  private static boolean count(ConcurrentHashMap<String, AtomicInteger> map, String key,
+      int max) {
+    AtomicInteger[] mine = new AtomicInteger[1];
+    map.compute(key, (k, v) -> {
+      AtomicInteger c = v == null ? new AtomicInteger() : v;
+      mine[0] = c;
+      c.incrementAndGet();
+      return c;
+    });
+    if (mine[0].get() > max) {
+      map.computeIfPresent(key, (k, v) -> v.decrementAndGet() <= 0 ? null : v);
+      return false;
+    }
+    return true;
   }
 
   public int open() {

@@ -52,7 +52,9 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       return; // nothing further down the pipeline sees this connection
     }
     clientIp = ip;
-    ctx.channel().attr(ProxyRuntime.CONNECTION).set(new Connection(listener, client));
+    ctx.channel().attr(ProxyRuntime.CONNECTION).set(new Connection(listener, client,
+        ctx.channel().remoteAddress() instanceof InetSocketAddress a && a.getAddress() != null
+            ? org.egressproxy.match.IpLiteral.of(a.getAddress()) : null));
     meters = runtime.metrics().listener(listener);
     meters.active.incrementAndGet();
     ctx.fireChannelActive();
@@ -68,6 +70,9 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       meters.active.decrementAndGet();
     }
     Connection c = ProxyRuntime.connection(ctx.channel());
+    if (c != null && c.countedSource != null) {
+      runtime.limits().releaseSource(c.countedSource);
+    }
     if (c != null && c.upstream != null && c.decision != null && c.decision.forward()
         && c.reason == null) {
       runtime.log().close(c);

@@ -12,12 +12,14 @@ package org.egressproxy.net;
  * http-proxy:
  *   tls         SslHandler, when the listener has tls: (an HTTPS proxy; stays for tunnels)
  *   http        ProxyHttpCodec: strict HTTP/1.1, head timeout (removed for a CONNECT tunnel)
+ *   auth        ProxyAuthHandler: verifies Proxy-Authorization passwords off the event loop
+ *               (removed for a tunnel)
  *   proxy       HttpProxyHandler: CONNECT (replaced by sni-check and relay for a tunnel)
+ *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
  *   forward     HttpForwarder: absolute-form requests (removed for a tunnel)
  * http-host:
  *   http        ProxyHttpCodec
  *   forward     HttpForwarder: each request to its Host
- *   sni-check   TunnelSniCheck: the tunnel's ClientHello must name the CONNECT host
  * relay         Relay, once the upstream is connected
  * upstream channel:
  *   relay       Relay towards the client
@@ -29,6 +31,7 @@ public final class PipelineNames {
   public static final String SNI = "sni";
   public static final String TLS = "tls";
   public static final String HTTP = "http";
+  public static final String AUTH = "auth";
   public static final String PROXY = "proxy";
   public static final String FORWARD = "forward";
   public static final String SNI_CHECK = "sni-check";

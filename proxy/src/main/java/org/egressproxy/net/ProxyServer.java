@@ -155,6 +155,8 @@ public final class ProxyServer implements AutoCloseable {
             ch.pipeline().addLast(PipelineNames.HTTP,
                 new ProxyHttpCodec(MAX_INITIAL_LINE, MAX_HEADER_SIZE, 8192,
                 runtime.timeouts().requestHead()));
+            ch.pipeline().addLast(PipelineNames.AUTH,
+                new org.egressproxy.http.ProxyAuthHandler(runtime));
             ch.pipeline().addLast(PipelineNames.PROXY, new HttpProxyHandler(runtime));
             ch.pipeline().addLast(PipelineNames.FORWARD,
                 new HttpForwarder(runtime, HttpForwarder.Mode.ABSOLUTE_FORM, 0));

@@ -6,7 +6,8 @@ import org.egressproxy.match.Protocol;
 
 /**
  * A destination as the policy sees it, normalized: a canonical host name or an IP literal, a port
- * and a protocol. It is also the decision cache's key, so its hash is computed once.
+ * and a protocol, for one source ({@link Sources.Source#index()}; 0 for the top-level policy).
+ * It is also the decision cache's key, so its hash is computed once.
  */
 public final class Destination {
   private final String host; // canonical name, canonical IP text, or the raw text when invalid
@@ -14,34 +15,43 @@ public final class Destination {
   private final boolean valid;
   private final int port;
   private final Protocol protocol;
+  private final int source;
   private final int hash;
 
-  private Destination(String host, IpLiteral ip, boolean valid, int port, Protocol protocol) {
+  private Destination(String host, IpLiteral ip, boolean valid, int port, Protocol protocol,
+      int source) {
     this.host = host;
     this.ip = ip;
     this.valid = valid;
     this.port = port;
     this.protocol = protocol;
-    this.hash = (host.hashCode() * 31 + port) * 31 + protocol.ordinal();
+    this.source = source;
+    this.hash = ((host.hashCode() * 31 + port) * 31 + protocol.ordinal()) * 31 + source;
+  }
+
+  /** {@link #of(String, int, Protocol, int)} for the top-level policy. */
+  public static Destination of(String rawHost, int port, Protocol protocol) {
+    return of(rawHost, port, protocol, 0);
   }
 
   /**
    * Normalizes {@code rawHost}: an IP literal (brackets allowed for IPv6), or a DNS name (case,
    * trailing dot, IDN); anything else is an invalid destination that every policy denies.
    */
-  public static Destination of(String rawHost, int port, Protocol protocol) {
+  public static Destination of(String rawHost, int port, Protocol protocol, int source) {
     if (port < 1 || port > 65535) {
       throw new IllegalArgumentException("port out of range: " + port);
     }
     String name = HostName.normalize(rawHost);
     if (name != null) {
-      return new Destination(name, null, true, port, protocol);
+      return new Destination(name, null, true, port, protocol, source);
     }
     IpLiteral ip = IpLiteral.parse(rawHost);
     if (ip != null) {
-      return new Destination(ip.toString(), ip, true, port, protocol);
+      return new Destination(ip.toString(), ip, true, port, protocol, source);
     }
-    return new Destination(rawHost == null ? "" : rawHost, null, false, port, protocol);
+    return new Destination(rawHost == null ? "" : rawHost, null, false, port, protocol,
+        source);
   }
 
   /** Canonical host (name or IP text); the raw input when invalid. */
@@ -69,13 +79,18 @@ public final class Destination {
     return protocol;
   }
 
+  /** The index of the source whose policy decides it; 0 for the top-level policy. */
+  public int source() {
+    return source;
+  }
+
   @Override
   public boolean equals(Object o) {
     if (this == o) {
       return true;
     }
     return o instanceof Destination d && d.hash == hash && d.port == port
-        && d.protocol == protocol && d.host.equals(host);
+        && d.protocol == protocol && d.source == source && d.host.equals(host);
   }
 
   @Override

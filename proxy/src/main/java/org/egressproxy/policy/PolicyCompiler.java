@@ -47,15 +47,50 @@ public final class PolicyCompiler {
     this(Clock.systemUTC());
   }
 
+  /** The top-level policy: {@code policy.catalogs} and {@code policy.rules}. */
   public CompiledPolicy compile(Config config, CatalogSet catalogs, Problems problems) {
+    return compile(config, catalogs, config.policy().catalogs(), config.policy().rules(),
+        variables(config, catalogs, problems), problems);
+  }
+
+  /**
+   * The top-level policy and, when {@code policy.sources} is set, each source's: the top-level
+   * catalogs and rules plus its own. {@code null} when there is an error.
+   */
+  public Sources compileSources(Config config, CatalogSet catalogs, Problems problems) {
     Map<String, String> vars = variables(config, catalogs, problems);
+    CompiledPolicy base = compile(config, catalogs, config.policy().catalogs(),
+        config.policy().rules(), vars, problems);
+    List<Sources.Source> sources = new ArrayList<>();
+    for (Config.Source s : config.policy().sources()) {
+      List<CatalogRef> refs = new ArrayList<>(config.policy().catalogs());
+      for (CatalogRef r : s.catalogs()) {
+        if (refs.stream().noneMatch(b -> b.name().equals(r.name()))) {
+          refs.add(r);
+        }
+      }
+      List<LocalRule> rules = new ArrayList<>(config.policy().rules());
+      rules.addAll(s.rules());
+      CompiledPolicy p = compile(config, catalogs, refs, rules, vars, problems);
+      if (p != null) {
+        sources.add(new Sources.Source(s, sources.size() + 1, p));
+      }
+    }
+    if (base == null || problems.hasErrors()) {
+      return null;
+    }
+    return new Sources(base, sources, org.egressproxy.auth.Credentials.of(config));
+  }
+
+  private CompiledPolicy compile(Config config, CatalogSet catalogs, List<CatalogRef> refs,
+      List<LocalRule> localRules, Map<String, String> vars, Problems problems) {
     boolean enforce = config.policy().mode() == EnforcementMode.ENFORCE;
     long generation = GENERATIONS.incrementAndGet();
     Rule.Context context = new Rule.Context(enforce, generation);
     NameTrie.Builder<Rule> names = NameTrie.builder(Rule.class);
     CidrTrie.Builder<Rule> cidrs = CidrTrie.builder(Rule.class);
     List<CompiledPolicy.CatalogUse> uses = new ArrayList<>();
-    for (CatalogRef ref : config.policy().catalogs()) {
+    for (CatalogRef ref : refs) {
       Catalog c = catalogs.get(ref.name());
       if (c == null) {
         problems.error(ref.at(), "unknown catalog '" + ref.name() + "'; known catalogs: "
@@ -94,7 +129,7 @@ public final class PolicyCompiler {
       uses.add(new CompiledPolicy.CatalogUse(c, active, List.copyOf(disabled)));
     }
     List<Rule> local = new ArrayList<>();
-    for (LocalRule r : config.policy().rules()) {
+    for (LocalRule r : localRules) {
       PortSet ports = r.ports() != null ? r.ports() : r.deny() ? PortSet.ALL : PortSet.HTTPS;
       try {
         if (Cidr.looksLikeCidr(r.pattern())) {
@@ -136,7 +171,9 @@ public final class PolicyCompiler {
     for (Catalog c : catalogs.all()) {
       known.addAll(c.variables());
     }
-    for (LocalRule r : config.policy().rules()) {
+    List<LocalRule> rules = new ArrayList<>(config.policy().rules());
+    config.policy().sources().forEach(s -> rules.addAll(s.rules()));
+    for (LocalRule r : rules) {
       Matcher m = VARIABLE.matcher(r.pattern());
       while (m.find()) {
         known.add(m.group(1));

@@ -9,9 +9,15 @@ import org.egressproxy.config.Problems;
 
 /** Configuration file → catalogs → compiled policy, with every problem of every step. */
 public final class PolicyLoader {
-  /** A successful load; {@code problems} holds its warnings. */
-  public record Loaded(Config config, CatalogSet catalogs, CompiledPolicy policy,
-      Problems problems) {}
+  /**
+   * A successful load; {@code policy} is the top-level policy, {@code sources} it and each
+   * source's; {@code problems} holds the warnings.
+   */
+  public record Loaded(Config config, CatalogSet catalogs, Sources sources, Problems problems) {
+    public CompiledPolicy policy() {
+      return sources.base();
+    }
+  }
 
   private PolicyLoader() {}
 
@@ -27,10 +33,10 @@ public final class PolicyLoader {
       throw new ConfigException(problems);
     }
     CatalogSet catalogs = CatalogSet.load(config.policy().catalogDirs(), problems);
-    CompiledPolicy policy = new PolicyCompiler().compile(config, catalogs, problems);
-    if (policy == null || problems.hasErrors()) {
+    Sources sources = new PolicyCompiler().compileSources(config, catalogs, problems);
+    if (sources == null || problems.hasErrors()) {
       throw new ConfigException(problems);
     }
-    return new Loaded(config, catalogs, policy, problems);
+    return new Loaded(config, catalogs, sources, problems);
   }
 }

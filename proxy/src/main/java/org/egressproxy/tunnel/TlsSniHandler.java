@@ -16,6 +16,7 @@ import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.peek.ClientHello;
 import org.egressproxy.policy.Decision;
 import org.egressproxy.policy.Destination;
+import org.egressproxy.policy.Sources;
 
 /**
  * Transparent TLS ({@code tls-sni}): Netty's {@link SslClientHelloHandler} reassembles the
@@ -107,15 +108,21 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     if (!hello.serverNameIsAscii()) {
       return refuse(ctx, c, "invalid-host", true);
     }
-    Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS);
+    Sources.Identity id = runtime.identify(c, null, false); // by address only: no credentials
+    Destination d = Destination.of(hello.serverName(), upstreamPort, Protocol.TLS,
+        id.source() == null ? 0 : id.source().index());
     c.host = d.host();
+    if (id.refusal() != null) {
+      runtime.decided(c);
+      return alertAndClose(ctx, TlsAlerts.ACCESS_DENIED);
+    }
     if (d.isIp()) {
       return refuse(ctx, c, "invalid-host", true); // RFC 6066: SNI is never an address
     }
     if (hello.ech() && runtime.tunnel().refuseEch()) {
       return refuse(ctx, c, "ech-refused", true); // tunnel.refuseEch: the inner name is hidden
     }
-    Decision decision = runtime.decider().decide(d);
+    Decision decision = runtime.decider().decide(id.source(), d);
     c.decision = decision;
     if (!decision.forward()) {
       runtime.decided(c);
@@ -147,7 +154,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       return;
     }
     runtime.decided(c);
-    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().listener(c.listener),
+    Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI);
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);

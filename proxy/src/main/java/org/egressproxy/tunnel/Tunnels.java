@@ -25,14 +25,14 @@ public final class Tunnels {
    * handler (or last when null); the caller removes its one-shot handlers afterwards.
    */
   public static void join(Channel client, Channel upstream, Connection c,
-      ProxyMetrics.Listener meters, String after) {
+      ProxyMetrics.Bytes meters, String after) {
     if (upstream.remoteAddress() instanceof InetSocketAddress a) {
       String ip = a.getAddress().getHostAddress();
       c.upstream = (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
     }
     upstream.pipeline().addLast(PipelineNames.RELAY,
-        new Relay(client, c, false, meters.bytesDown, null));
-    ChannelHandler toUpstream = new Relay(upstream, c, true, meters.bytesUp, null);
+        new Relay(client, c, false, meters.down(), null));
+    ChannelHandler toUpstream = new Relay(upstream, c, true, meters.up(), null);
     if (after == null) {
       client.pipeline().addLast(PipelineNames.RELAY, toUpstream);
     } else {

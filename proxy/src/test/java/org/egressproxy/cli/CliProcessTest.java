@@ -253,6 +253,53 @@ class CliProcessTest {
     assertThat(await(out, "bad.yaml:1:")).contains("listeners must be a list");
   }
 
+  /** Runs a command with {@code stdin}; returns its output (stdout and stderr) and status. */
+  static String[] runWithInput(Path dir, String stdin, String... args) throws Exception {
+    Process p = java(dir, args).start();
+    p.getOutputStream().write(stdin.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    p.getOutputStream().close();
+    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    return new String[] {new String(p.getInputStream().readAllBytes(),
+        java.nio.charset.StandardCharsets.UTF_8).strip(), Integer.toString(p.exitValue())};
+  }
+
+  @Test
+  void hashMakesWhatSourcesStoreAndTheProxyAcceptsIt(@TempDir Path dir) throws Exception {
+    String[] bcrypt = runWithInput(dir, "pa ss\n", "hash", "--cost", "4");
+    assertThat(bcrypt[1]).isEqualTo("0");
+    assertThat(bcrypt[0]).matches("\\$2y\\$04\\$[./A-Za-z0-9]{53}");
+    assertThat(org.egressproxy.auth.PasswordHash.parse(bcrypt[0]).verify("pa ss")).isTrue();
+    String[] argon = runWithInput(dir, "pa ss", "hash", "--argon2");
+    assertThat(argon[0]).startsWith("$argon2id$v=19$");
+    assertThat(org.egressproxy.auth.PasswordHash.parse(argon[0]).verify("pa ss")).isTrue();
+    String[] token = runWithInput(dir, "tok", "hash", "--token");
+    assertThat(token[0]).isEqualTo(org.egressproxy.auth.PasswordHash.sha256Hex("tok"))
+        .hasSize(64);
+    String[] empty = runWithInput(dir, "", "hash");
+    assertThat(empty[1]).isEqualTo("2");
+    assertThat(empty[0]).contains("on standard input");
+    // What hash printed is a valid configuration value.
+    Path config = dir.resolve("p.yaml");
+    Files.writeString(config, """
+        policy:
+          sources:
+            - name: ci
+              users: [{name: ci, passwordHash: '%s'}]
+              tokens: [{name: t, sha256: '%s'}]
+              rules: [{allow: ci.example}]
+        """.formatted(argon[0], token[0]));
+    String[] check = runWithInput(dir, "", "check", "--config", config.toString(), "--source",
+        "ci", "ci.example");
+    assertThat(check[0]).isEqualTo("ALLOW ci.example:443 tls reason=rule rule=ci.example"
+        + " catalog=local");
+    String[] top = runWithInput(dir, "", "check", "--config", config.toString(), "ci.example");
+    assertThat(top[1]).isEqualTo("1");
+    String[] unknown = runWithInput(dir, "", "check", "--config", config.toString(), "--source",
+        "cj", "ci.example");
+    assertThat(unknown[1]).isEqualTo("2");
+    assertThat(unknown[0]).contains("no source 'cj' in policy.sources; known: ci");
+  }
+
   @Test
   void aListenerThatCannotBindIsAStartUpErrorWithExitTwo(@TempDir Path dir) throws Exception {
     try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1,

@@ -160,4 +160,37 @@ class ConfigErrorsTest {
     assertThatThrownBy(() -> PolicyLoader.load(Path.of(DIR + "many-errors.yaml")))
         .isInstanceOf(ConfigException.class);
   }
+
+  @Test
+  void sourceMistakesAreReportedWithTheirLines() {
+    String f = "sources.yaml";
+    List<Problems.Problem> errors = errorsOf(f);
+    assertExactly(errors, List.of(
+        new Expected(f, 5, "source name 'Bad Name' must be lower-case letters"),
+        new Expected(f, 6, "prefix"),
+        new Expected(f, 9, "unsupported password hash: use bcrypt ($2y$...) or Argon2"),
+        new Expected(f, 10, "user name 'a:b' must not contain ':'"),
+        new Expected(f, 11, "Argon2 parameters out of range"),
+        new Expected(f, 13, "sha256 must be the token's SHA-256 in 64 lower-case hex digits"),
+        new Expected(f, 14, "unknown catalog 'aks-nope'"),
+        new Expected(f, 15, "source 'ci' is defined twice (also at line 7)"),
+        new Expected(f, 16, "unknown key 'colour' in a source"),
+        new Expected(f, 23, "user 'same' has another password hash at line 20")));
+  }
+
+  @Test
+  void aSourceAfterACatchAllIsAWarning() {
+    Problems problems = new Problems();
+    ConfigLoader.read("t.yaml", new java.io.StringReader("""
+        policy:
+          sources:
+            - name: everyone
+            - name: never
+              clients: [10.0.0.0/8]
+        """), problems);
+    assertThat(problems.errors()).isEmpty();
+    assertThat(problems.warnings()).singleElement().satisfies(w -> assertThat(w.toString())
+        .isEqualTo("t.yaml:4: warning: source 'never' is never used: source 'everyone'"
+            + " (line 3) has neither clients nor credentials and takes every client first"));
+  }
 }

@@ -539,9 +539,9 @@ class DataPlaneTest {
         assertThat(closes).anySatisfy(l -> assertThat(l).contains(up).contains(down));
       }
       assertThat(p.metrics.scrape())
-          .contains("egress_decisions_total{decision=\"allow\",listener=\"explicit\",reason=\"rule\"} 3.0")
-          .contains("egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\"} 1.0")
-          .contains("egress_bytes_total{direction=\"up\",listener=\"explicit\"} 6000.0");
+          .contains("egress_decisions_total{decision=\"allow\",listener=\"explicit\",reason=\"rule\",source=\"default\"} 3.0")
+          .contains("egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\",source=\"default\"} 1.0")
+          .contains("egress_bytes_total{direction=\"up\",listener=\"explicit\",source=\"default\"} 6000.0");
     }
   }
 
@@ -624,7 +624,8 @@ class DataPlaneTest {
             Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1).replace("+Inf", "Infinity")));
       }
       assertThat(values).containsEntry(
-          "egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\"}",
+          "egress_decisions_total{decision=\"deny\",listener=\"explicit\",reason=\"no-match\","
+              + "source=\"default\"}",
           1.0);
       assertThat(values.keySet()).contains("egress_connections_active{listener=\"tls\"}",
           "egress_decision_log_dropped_total",

@@ -12,9 +12,9 @@ import org.egressproxy.log.DecisionLog;
 import org.egressproxy.metrics.ProxyMetrics;
 import org.egressproxy.net.ProxyServer;
 import org.egressproxy.net.Transport;
-import org.egressproxy.policy.CompiledPolicy;
 import org.egressproxy.policy.Decider;
 import org.egressproxy.policy.PolicyCompiler;
+import org.egressproxy.policy.Sources;
 
 /** The proxy, in-process, from YAML text; listeners bound to 127.0.0.1:0. */
 public final class ProxyFixture implements AutoCloseable {
@@ -32,12 +32,12 @@ public final class ProxyFixture implements AutoCloseable {
     if (config == null || problems.hasErrors()) {
       throw new IllegalArgumentException(problems.all().toString());
     }
-    CompiledPolicy policy = new PolicyCompiler().compile(config,
+    Sources sources = new PolicyCompiler().compileSources(config,
         CatalogSet.load(config.policy().catalogDirs(), problems), problems);
-    if (policy == null) {
+    if (sources == null) {
       throw new IllegalArgumentException(problems.all().toString());
     }
-    decider = new Decider(policy, config.cacheMaxEntries());
+    decider = new Decider(sources, config.cacheMaxEntries());
     metrics = new ProxyMetrics();
     metrics.bindDecisionCache(decider.cache());
     log = logFile == null ? DecisionLog.disabled() : DecisionLog.open(logFile.toString());
@@ -78,8 +78,8 @@ public final class ProxyFixture implements AutoCloseable {
             }
 
             @Override
-            public CompiledPolicy policy() {
-              return decider.policy();
+            public Sources sources() {
+              return decider.sources();
             }
 
             @Override

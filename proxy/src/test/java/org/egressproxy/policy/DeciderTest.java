@@ -46,6 +46,67 @@ class DeciderTest {
   }
 
   @Test
+  void eachSourceHasItsOwnCachedDecisions() throws ConfigException {
+    Sources sources = TestPolicies.sourcesFromYaml("s", """
+        policy:
+          rules: [{allow: common.test}]
+          sources:
+            - name: a
+              clients: [10.0.0.0/8]
+              rules: [{allow: x.test}]
+            - name: b
+              clients: [192.168.0.0/16]
+        """);
+    Decider decider = new Decider(sources, 100);
+    Sources.Source a = sources.find("a");
+    Sources.Source b = sources.find("b");
+    for (int round = 0; round < 3; round++) { // alternating: each source hits its own entry
+      assertThat(decider.decide(a, Destination.of("x.test", 443, Protocol.TLS, a.index()))
+          .allowed()).isTrue();
+      assertThat(decider.decide(b, Destination.of("x.test", 443, Protocol.TLS, b.index()))
+          .allowed()).isFalse();
+      assertThat(decider.decide(b, Destination.of("common.test", 443, Protocol.TLS,
+          b.index())).allowed()).isTrue();
+    }
+    assertThat(decider.cache().stats().missCount()).isEqualTo(3);
+    assertThat(decider.cache().stats().hitCount()).isEqualTo(6);
+    assertThat(decider.decide(Destination.of("x.test", 443, Protocol.TLS)).allowed())
+        .as("the top-level policy").isFalse();
+  }
+
+  @Test
+  void sourcesAreTriedInOrderByAddressAndCredential() throws ConfigException {
+    Sources sources = TestPolicies.sourcesFromYaml("s", """
+        policy:
+          sources:
+            - name: ci
+              clients: [10.1.0.0/16]
+              tokens: [{name: t, sha256: "%s"}]
+            - name: nodes
+              clients: [10.0.0.0/8]
+        """.formatted("0".repeat(64)));
+    var token = new org.egressproxy.auth.Credential(
+        org.egressproxy.auth.Credential.Kind.TOKEN, "t");
+    var none = org.egressproxy.auth.Credential.NONE;
+    var bad = org.egressproxy.auth.Credential.INVALID;
+    var ip = (java.util.function.Function<String, org.egressproxy.match.IpLiteral>)
+        org.egressproxy.match.IpLiteral::parse;
+    assertThat(sources.identify(ip.apply("10.1.2.3"), token, true).source().name())
+        .isEqualTo("ci");
+    assertThat(sources.identify(ip.apply("10.1.2.3"), none, true).source().name())
+        .as("falls through to the next source that needs no credential").isEqualTo("nodes");
+    assertThat(sources.identify(ip.apply("10.1.2.3"), bad, true).source().name())
+        .isEqualTo("nodes");
+    Sources.Identity outside = sources.identify(ip.apply("192.0.2.1"), token, true);
+    assertThat(outside.source()).isNull();
+    assertThat(outside.refusal()).isEqualTo(Sources.NO_SOURCE);
+    assertThat(outside.challenge()).isFalse();
+    assertThat(sources.identify(ip.apply("10.1.2.3"), token, false).source().name())
+        .isEqualTo("ci");
+    assertThat(sources.identify(null, none, true).refusal()).isEqualTo(Sources.NO_SOURCE);
+  }
+
+  @Test
   void theCacheIsBounded() throws ConfigException {
     Decider decider = new Decider(TestPolicies.fromYaml("a", ALLOW_X), 50);
     for (int i = 0; i < 5_000; i++) {

@@ -28,6 +28,21 @@ final class TestPolicies {
     return p;
   }
 
+  /** The top-level policy and each of {@code policy.sources}. */
+  static Sources sourcesFromYaml(String name, String yaml) throws ConfigException {
+    Problems problems = new Problems();
+    Config config = ConfigLoader.read(name, new StringReader(yaml), problems);
+    if (config == null || problems.hasErrors()) {
+      throw new ConfigException(problems);
+    }
+    Sources s = new PolicyCompiler().compileSources(config,
+        CatalogSet.load(config.policy().catalogDirs(), problems), problems);
+    if (s == null) {
+      throw new ConfigException(problems);
+    }
+    return s;
+  }
+
   static CompiledPolicy onlyCatalog(String catalog) throws ConfigException {
     return fromYaml("catalog:" + catalog, "variables:\n  location: eastus\n"
         + "  universeDomain: universe.example.local\npolicy:\n  catalogs: [" + catalog + "]\n");
