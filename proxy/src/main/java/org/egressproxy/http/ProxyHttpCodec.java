@@ -130,6 +130,16 @@ public final class ProxyHttpCodec
       }
     }
 
+    @Override
+    protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
+        throws Exception {
+      if (timedOut) {
+        in.skipBytes(in.readableBytes()); // answered 408: not also a premature-closure failure
+        return;
+      }
+      super.decodeLast(ctx, in, out);
+    }
+
     private void check(HttpRequest r) {
       if (!r.decoderResult().isSuccess()) {
         return;
