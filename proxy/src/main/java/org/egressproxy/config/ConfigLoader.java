@@ -142,7 +142,14 @@ public final class ConfigLoader {
       Integer upstream = upNode == null ? null : y.port(upNode, what + ".upstreamPort");
       Node tlsNode = m.get("tls");
       Listener.Tls tls = tlsNode == null ? null : tls(y, tlsNode, what + ".tls");
+      Node transparentNode = m.get("transparent");
+      boolean transparent = transparentNode != null
+          && y.bool(transparentNode, what + ".transparent", false);
       m.finish();
+      if (transparent && mode == Listener.Mode.HTTP_PROXY) {
+        y.error(transparentNode, what + ": transparent applies to tls-sni and http-host listeners"
+            + " (traffic redirected by TPROXY); an http-proxy listener is addressed by its clients");
+      }
       if (tlsNode != null && mode != null && mode != Listener.Mode.HTTP_PROXY) {
         y.error(tlsNode, what + ": tls applies to http-proxy listeners (an HTTPS proxy); a "
             + mode.id() + " listener never terminates TLS");
@@ -156,7 +163,8 @@ public final class ConfigLoader {
         continue;
       }
       Listener l = new Listener(name, mode, bind, mode == Listener.Mode.HTTP_PROXY ? 0 : up,
-          mode == Listener.Mode.HTTP_PROXY ? tls : null, y.at(item));
+          mode == Listener.Mode.HTTP_PROXY ? tls : null,
+          transparent && mode != Listener.Mode.HTTP_PROXY, y.at(item));
       Listener sameName = byName.putIfAbsent(name, l);
       if (sameName != null) {
         y.error(item, "two listeners are named '" + name + "' (the other at line "
@@ -183,14 +191,7 @@ public final class ConfigLoader {
     Node dir = m.get("dir");
     Node names = m.get("names");
     m.finish();
-    boolean selfSigned = false;
-    if (self != null) {
-      if (self instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
-        selfSigned = Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
-      } else {
-        y.error(self, what + ".selfSigned must be true or false");
-      }
-    }
+    boolean selfSigned = self != null && y.bool(self, what + ".selfSigned", false);
     if (selfSigned == (cert != null || key != null)) {
       y.error(node, what + " needs either certFile and keyFile, or selfSigned: true");
       return null;
@@ -608,14 +609,7 @@ public final class ConfigLoader {
     }
     Node match = m.get("requireSniMatch");
     m.finish();
-    if (match == null) {
-      return true;
-    }
-    if (match instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
-      return Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
-    }
-    y.error(match, "tunnel.requireSniMatch must be true or false, not " + YamlReader.describe(match));
-    return true;
+    return match == null || y.bool(match, "tunnel.requireSniMatch", true);
   }
 
   private static String str(YamlReader y, Node node, String what) {

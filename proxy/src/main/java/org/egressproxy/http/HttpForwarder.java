@@ -114,7 +114,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   private void request(ChannelHandlerContext ctx, HttpRequest req) {
     Connection channelConn = ProxyRuntime.connection(ctx.channel());
-    Connection c = new Connection(channelConn.listener, channelConn.client);
+    Connection c = channelConn.nextRequest();
     c.method = req.method().name();
     String host;
     int port;

@@ -12,6 +12,11 @@ import org.egressproxy.policy.Decision;
 public final class Connection {
   public final String listener;
   public final String client;
+  /**
+   * Where the client sent the connection ({@code ip:port}) when a transparent listener took it
+   * over: the destination the client chose, logged only; never connected to.
+   */
+  public final String originalDst;
   public final long startNanos = System.nanoTime();
   public String method;
   public String host;
@@ -27,8 +32,18 @@ public final class Connection {
   public long bytesDown;
 
   public Connection(String listener, String client) {
+    this(listener, client, null);
+  }
+
+  public Connection(String listener, String client, String originalDst) {
     this.listener = listener;
     this.client = client;
+    this.originalDst = originalDst;
+  }
+
+  /** A record for the next request on the same client connection. */
+  public Connection nextRequest() {
+    return new Connection(listener, client, originalDst);
   }
 
   public String reasonId() {
@@ -47,6 +62,7 @@ public final class Connection {
     str(sb, "event", event);
     str(sb, "listener", listener);
     str(sb, "client", client);
+    str(sb, "originalDst", originalDst);
     str(sb, "method", method);
     str(sb, "host", host);
     if (port > 0) {

@@ -24,6 +24,10 @@ public final class ProxyFixture implements AutoCloseable {
   public final Path logFile;
 
   public ProxyFixture(String yaml, Path logFile) {
+    this(yaml, logFile, Transport.select());
+  }
+
+  public ProxyFixture(String yaml, Path logFile, Transport transport) {
     this.logFile = logFile;
     Problems problems = new Problems();
     Config config = ConfigLoader.read("test.yaml", new StringReader(yaml), problems);
@@ -41,7 +45,7 @@ public final class ProxyFixture implements AutoCloseable {
     log = logFile == null ? DecisionLog.disabled() : DecisionLog.open(logFile.toString());
     metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
     try {
-      server = new ProxyServer(config, decider, log, metrics, Transport.select(),
+      server = new ProxyServer(config, decider, log, metrics, transport,
           org.egressproxy.net.ProxyTls.load(config.listeners()));
     } catch (java.io.IOException | java.security.GeneralSecurityException e) {
       throw new IllegalStateException(e);
