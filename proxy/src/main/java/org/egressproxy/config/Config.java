@@ -70,9 +70,13 @@ public record Config(
     return tunnel.requireSniMatch();
   }
 
-  /** A listener and how it takes its traffic. */
+  /**
+   * A listener and how it takes its traffic. {@code transparent} (tls-sni and http-host only):
+   * the listening socket takes connections TPROXY hands it, addressed to other hosts
+   * ({@code IP_TRANSPARENT}); each connection's local address is then its original destination.
+   */
   public record Listener(String name, Mode mode, HostPort bind, int upstreamPort, Tls tls,
-      SourceRef at) {
+      boolean transparent, SourceRef at) {
     /**
      * {@code tls:} on an http-proxy listener (an HTTPS proxy): PEM certificate chain and key
      * files, or {@code selfSigned: true}, which creates a CA and a serving certificate in

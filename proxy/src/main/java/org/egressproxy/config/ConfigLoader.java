@@ -142,7 +142,14 @@ public final class ConfigLoader {
       Integer upstream = upNode == null ? null : y.port(upNode, what + ".upstreamPort");
       Node tlsNode = m.get("tls");
       Listener.Tls tls = tlsNode == null ? null : tls(y, tlsNode, what + ".tls");
+      Node transparentNode = m.get("transparent");
+      boolean transparent = transparentNode != null
+          && y.bool(transparentNode, what + ".transparent", false);
       m.finish();
+      if (transparent && mode == Listener.Mode.HTTP_PROXY) {
+        y.error(transparentNode, what + ": transparent applies to tls-sni and http-host listeners"
+            + " (traffic redirected by TPROXY); an http-proxy listener is addressed by its clients");
+      }
       if (tlsNode != null && mode != null && mode != Listener.Mode.HTTP_PROXY) {
         y.error(tlsNode, what + ": tls applies to http-proxy listeners (an HTTPS proxy); a "
             + mode.id() + " listener never terminates TLS");
@@ -156,7 +163,8 @@ public final class ConfigLoader {
         continue;
       }
       Listener l = new Listener(name, mode, bind, mode == Listener.Mode.HTTP_PROXY ? 0 : up,
-          mode == Listener.Mode.HTTP_PROXY ? tls : null, y.at(item));
+          mode == Listener.Mode.HTTP_PROXY ? tls : null,
+          transparent && mode != Listener.Mode.HTTP_PROXY, y.at(item));
       Listener sameName = byName.putIfAbsent(name, l);
       if (sameName != null) {
         y.error(item, "two listeners are named '" + name + "' (the other at line "
@@ -183,14 +191,7 @@ public final class ConfigLoader {
     Node dir = m.get("dir");
     Node names = m.get("names");
     m.finish();
-    boolean selfSigned = false;
-    if (self != null) {
-      if (self instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
-        selfSigned = Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
-      } else {
-        y.error(self, what + ".selfSigned must be true or false");
-      }
-    }
+    boolean selfSigned = self != null && y.bool(self, what + ".selfSigned", false);
     if (selfSigned == (cert != null || key != null)) {
       y.error(node, what + " needs either certFile and keyFile, or selfSigned: true");
       return null;
@@ -772,22 +773,11 @@ public final class ConfigLoader {
     if (m == null) {
       return d;
     }
-    boolean match = bool(y, m.get("requireSniMatch"), "tunnel.requireSniMatch",
+    boolean match = y.bool(m.get("requireSniMatch"), "tunnel.requireSniMatch",
         d.requireSniMatch());
-    boolean refuseEch = bool(y, m.get("refuseEch"), "tunnel.refuseEch", d.refuseEch());
+    boolean refuseEch = y.bool(m.get("refuseEch"), "tunnel.refuseEch", d.refuseEch());
     m.finish();
     return new Config.Tunnel(match, refuseEch);
-  }
-
-  private static boolean bool(YamlReader y, Node node, String what, boolean dflt) {
-    if (node == null) {
-      return dflt;
-    }
-    if (node instanceof ScalarNode s && s.getTag().equals(org.yaml.snakeyaml.nodes.Tag.BOOL)) {
-      return Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
-    }
-    y.error(node, what + " must be true or false, not " + YamlReader.describe(node));
-    return dflt;
   }
 
   private static String str(YamlReader y, Node node, String what) {

@@ -144,6 +144,18 @@ public final class YamlReader {
     return null;
   }
 
+  /** {@code true} or {@code false}; {@code dflt} when absent, or after reporting anything else. */
+  public boolean bool(Node node, String what, boolean dflt) {
+    if (node == null) {
+      return dflt;
+    }
+    if (node instanceof ScalarNode s && s.getTag().equals(Tag.BOOL)) {
+      return Boolean.parseBoolean(s.getValue().toLowerCase(java.util.Locale.ROOT));
+    }
+    error(node, what + " must be true or false, not " + describe(node));
+    return dflt;
+  }
+
   /** A port 1-65535. */
   public Integer port(Node node, String what) {
     return integer(node, what, 1, 65535);

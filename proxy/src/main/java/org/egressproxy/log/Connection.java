@@ -15,6 +15,11 @@ public final class Connection {
   public final String client;
   /** The client's address, for matching {@code policy.sources[].clients}; null if unknown. */
   public final IpLiteral clientAddress;
+  /**
+   * Where the client sent the connection ({@code ip:port}) when a transparent listener took it
+   * over: the destination the client chose, logged only; never connected to.
+   */
+  public final String originalDst;
   public final long startNanos = System.nanoTime();
   /** The client's source ({@code policy.sources}, or {@code default}) once identified. */
   public String source;
@@ -38,24 +43,26 @@ public final class Connection {
   public long bytesDown;
 
   public Connection(String listener, String client) {
-    this(listener, client, null);
+    this(listener, client, null, null);
   }
 
-  public Connection(String listener, String client, IpLiteral clientAddress) {
-    this(listener, client, clientAddress, null);
+  public Connection(String listener, String client, IpLiteral clientAddress,
+      String originalDst) {
+    this(listener, client, clientAddress, originalDst, null);
   }
 
   private Connection(String listener, String client, IpLiteral clientAddress,
-      Connection parent) {
+      String originalDst, Connection parent) {
     this.listener = listener;
     this.client = client;
     this.clientAddress = clientAddress;
+    this.originalDst = originalDst;
     this.parent = parent;
   }
 
   /** A record for one request on this connection (kept-alive HTTP). */
   public Connection forRequest() {
-    return new Connection(listener, client, clientAddress, this);
+    return new Connection(listener, client, clientAddress, originalDst, this);
   }
 
   /** The client connection's own record. */
@@ -81,6 +88,7 @@ public final class Connection {
     str(sb, "client", client);
     str(sb, "source", source);
     str(sb, "user", user);
+    str(sb, "originalDst", originalDst);
     str(sb, "method", method);
     str(sb, "host", host);
     if (port > 0) {

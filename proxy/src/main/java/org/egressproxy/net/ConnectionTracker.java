@@ -16,15 +16,22 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
   private final String listener;
   private final ProxyRuntime runtime;
   private final boolean plainHttp;
+  private final boolean transparent;
   private ProxyMetrics.Listener meters;
   private String clientIp;
   private boolean refused;
 
-  /** @param plainHttp whether a refusal can be an HTTP 503 (else the connection is closed) */
-  ConnectionTracker(String listener, ProxyRuntime runtime, boolean plainHttp) {
+  /**
+   * @param plainHttp whether a refusal can be an HTTP 503 (else the connection is closed)
+   * @param transparent whether the listener takes TPROXY'd connections: their local address is
+   *     the original destination, logged as {@code originalDst}
+   */
+  ConnectionTracker(String listener, ProxyRuntime runtime, boolean plainHttp,
+      boolean transparent) {
     this.listener = listener;
     this.runtime = runtime;
     this.plainHttp = plainHttp;
+    this.transparent = transparent;
   }
 
   @Override
@@ -52,9 +59,11 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       return; // nothing further down the pipeline sees this connection
     }
     clientIp = ip;
+    String originalDst = transparent
+        && ctx.channel().localAddress() instanceof InetSocketAddress local ? hostPort(local) : null;
     ctx.channel().attr(ProxyRuntime.CONNECTION).set(new Connection(listener, client,
         ctx.channel().remoteAddress() instanceof InetSocketAddress a && a.getAddress() != null
-            ? org.egressproxy.match.IpLiteral.of(a.getAddress()) : null));
+            ? org.egressproxy.match.IpLiteral.of(a.getAddress()) : null, originalDst));
     meters = runtime.metrics().listener(listener);
     meters.active.incrementAndGet();
     ctx.fireChannelActive();

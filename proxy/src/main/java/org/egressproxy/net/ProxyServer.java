@@ -6,6 +6,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.timeout.IdleStateHandler;
@@ -103,11 +104,28 @@ public final class ProxyServer implements AutoCloseable {
           .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
           .childOption(ChannelOption.RCVBUF_ALLOCATOR, READS)
           .childHandler(initializer(l));
+      if (l.transparent()) {
+        if (!transport.transparentCapable()) {
+          close();
+          throw new BindException(l.at() + ": listener '" + l.name() + "': transparent: true"
+              + " needs Netty's native epoll transport (IP_TRANSPARENT), but this process uses "
+              + transport.name() + (transport.fallbackReason() == null ? ""
+                  : " (" + transport.fallbackReason() + ")"), null);
+        }
+        // TPROXY hands this socket connections addressed to other hosts; the kernel lets a
+        // socket take them only with IP_TRANSPARENT (which needs CAP_NET_ADMIN or CAP_NET_RAW).
+        b.option(EpollChannelOption.IP_TRANSPARENT, true);
+      }
       InetSocketAddress addr = new InetSocketAddress(
           org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());
       try {
         Channel ch = b.bind(addr).sync().channel();
         listening.add(ch);
+        if (l.transparent() && !ch.config().getOption(EpollChannelOption.IP_TRANSPARENT)) {
+          // Netty only logs a channel option it could not set
+          throw new java.io.IOException("IP_TRANSPARENT could not be set on the socket (it needs"
+              + " CAP_NET_ADMIN or CAP_NET_RAW)");
+        }
         bound.put(l.name(), (InetSocketAddress) ch.localAddress());
         loopGuard.add((InetSocketAddress) ch.localAddress());
       } catch (Exception e) {
@@ -145,7 +163,8 @@ public final class ProxyServer implements AutoCloseable {
         ch.pipeline().addLast(PipelineNames.IDLE,
             new IdleStateHandler(0, 0, idleMs, TimeUnit.MILLISECONDS));
         ch.pipeline().addLast(PipelineNames.TRACKER, new ConnectionTracker(l.name(), runtime,
-            l.mode() != Config.Listener.Mode.TLS_SNI && !tls.containsKey(l.name())));
+            l.mode() != Config.Listener.Mode.TLS_SNI && !tls.containsKey(l.name()),
+            l.transparent()));
         switch (l.mode()) {
           case HTTP_PROXY -> {
             ProxyTls.Material m = tls.get(l.name());

@@ -34,10 +34,18 @@ public record Transport(
       return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
           EpollSocketChannel.class, EpollDatagramChannel.class, null);
     }
-    String why = nioForced ? "-Degress.transport=nio"
-        : String.valueOf(Epoll.unavailabilityCause());
+    return nio(nioForced ? "-Degress.transport=nio" : String.valueOf(Epoll.unavailabilityCause()));
+  }
+
+  /** The NIO transport; {@code why} says why it is used instead of epoll. */
+  public static Transport nio(String why) {
     return new Transport("nio", NioIoHandler.newFactory(), NioServerSocketChannel.class,
         NioSocketChannel.class, NioDatagramChannel.class, why);
+  }
+
+  /** Whether listeners can be transparent (IP_TRANSPARENT is an epoll channel option). */
+  public boolean transparentCapable() {
+    return EpollServerSocketChannel.class.equals(serverChannel);
   }
 
   public EventLoopGroup newGroup(int threads, String threadName) {

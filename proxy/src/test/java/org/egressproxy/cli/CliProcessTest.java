@@ -22,23 +22,29 @@ import org.junit.jupiter.api.io.TempDir;
  * The CLI as a separate JVM, as operators run it: signals, exit statuses, the working directory
  * (relative catalogDirs), and the repository's config/proxy.yaml.
  */
-class CliProcessTest {
+public class CliProcessTest {
   private static final Path REPO = Path.of(System.getProperty("egress.repoRoot", ".."));
 
-  static int freePort() throws IOException {
+  /** A port free right now on 127.0.0.1, for a process that binds it itself. */
+  public static int freePort() throws IOException {
     return org.egressproxy.it.ProxyFixture.freePort();
   }
 
-  static ProcessBuilder java(Path cwd, String... args) {
+  public static ProcessBuilder java(Path cwd, String... args) {
+    return javaMain(cwd, Main.class.getName(), args);
+  }
+
+  /** This JVM's java and class path running {@code mainClass}, output and errors merged. */
+  public static ProcessBuilder javaMain(Path cwd, String mainClass, String... args) {
     String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     List<String> cmd = new java.util.ArrayList<>(List.of(javaBin, "-cp",
-        System.getProperty("java.class.path"), Main.class.getName()));
+        System.getProperty("java.class.path"), mainClass));
     cmd.addAll(List.of(args));
     return new ProcessBuilder(cmd).directory(cwd.toFile()).redirectErrorStream(true);
   }
 
   /** Lines of a process's output, read on a thread so the test can wait with a deadline. */
-  static BlockingQueue<String> lines(Process p) {
+  public static BlockingQueue<String> lines(Process p) {
     BlockingQueue<String> q = new LinkedBlockingQueue<>();
     Thread t = new Thread(() -> {
       try (BufferedReader r = new BufferedReader(
@@ -56,7 +62,8 @@ class CliProcessTest {
     return q;
   }
 
-  static String await(BlockingQueue<String> q, String fragment) throws InterruptedException {
+  public static String await(BlockingQueue<String> q, String fragment)
+      throws InterruptedException {
     Instant deadline = Instant.now().plus(Duration.ofSeconds(20));
     StringBuilder seen = new StringBuilder();
     while (Instant.now().isBefore(deadline)) {

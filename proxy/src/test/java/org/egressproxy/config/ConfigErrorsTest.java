@@ -98,6 +98,14 @@ class ConfigErrorsTest {
   }
 
   @Test
+  void transparentOnlyOnTransparentModes() {
+    String f = "transparent.yaml";
+    assertExactly(errorsOf(f), List.of(
+        new Expected(f, 5, "transparent applies to tls-sni and http-host listeners"),
+        new Expected(f, 9, "listeners[1].transparent must be true or false")));
+  }
+
+  @Test
   void yamlSyntaxErrorHasALine() {
     List<Problems.Problem> errors = errorsOf("not-yaml.yaml");
     assertThat(errors).hasSize(1);

@@ -26,6 +26,10 @@ public final class ProxyFixture implements AutoCloseable {
   private org.egressproxy.admin.AdminServer admin;
 
   public ProxyFixture(String yaml, Path logFile) {
+    this(yaml, logFile, Transport.select());
+  }
+
+  public ProxyFixture(String yaml, Path logFile, Transport transport) {
     this.logFile = logFile;
     Problems problems = new Problems();
     Config config = ConfigLoader.read("test.yaml", new StringReader(yaml), problems);
@@ -43,7 +47,7 @@ public final class ProxyFixture implements AutoCloseable {
     log = logFile == null ? DecisionLog.disabled() : DecisionLog.open(logFile.toString());
     metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
     try {
-      server = new ProxyServer(config, decider, log, metrics, Transport.select(),
+      server = new ProxyServer(config, decider, log, metrics, transport,
           org.egressproxy.net.ProxyTls.load(config.listeners()));
     } catch (java.io.IOException | java.security.GeneralSecurityException e) {
       throw new IllegalStateException(e);

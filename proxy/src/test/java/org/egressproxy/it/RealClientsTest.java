@@ -18,7 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
  * curl and openssl s_client through the proxy, as operators and nodes use it. Skipped, with a
  * message saying what to install, where the tool is missing (.ci/run installs both).
  */
-class RealClientsTest {
+public class RealClientsTest {
   static Origins origins;
   static TestCerts certs;
   static Origins.Origin tlsOrigin;
@@ -35,9 +35,9 @@ class RealClientsTest {
     origins.close();
   }
 
-  record Run(int status, String output) {}
+  public record Run(int status, String output) {}
 
-  static boolean installed(String tool) {
+  public static boolean installed(String tool) {
     try {
       Process p = new ProcessBuilder("sh", "-c", "command -v " + tool).start();
       return p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0;
@@ -46,7 +46,7 @@ class RealClientsTest {
     }
   }
 
-  static Run run(String stdin, String... cmd) throws Exception {
+  public static Run run(String stdin, String... cmd) throws Exception {
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
     p.getOutputStream().close();
