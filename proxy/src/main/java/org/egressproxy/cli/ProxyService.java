@@ -89,7 +89,7 @@ final class ProxyService {
     metrics.bindDecisionLogDrops(log, DecisionLog::dropped);
     Transport transport = Transport.select();
     if (transport.fallbackReason() != null) {
-      say("native epoll unavailable, using NIO (" + transport.fallbackReason() + ")");
+      say(transport.fallbackReason());
     }
     java.util.Map<String, org.egressproxy.net.ProxyTls.Material> tls;
     try {

@@ -1,9 +1,11 @@
 package org.egressproxy.net;
 
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -17,7 +19,7 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
 
-/** Netty's native epoll transport where it loads, NIO otherwise. */
+/** Netty's native epoll transport where it loads, NIO otherwise; io_uring on request. */
 public record Transport(
     String name,
     IoHandlerFactory ioHandlerFactory,
@@ -25,27 +27,56 @@ public record Transport(
     Class<? extends SocketChannel> socketChannel,
     Class<? extends DatagramChannel> datagramChannel,
     String fallbackReason) {
+  // fallbackReason: a line for the operator when this is not the transport asked for or the
+  // best one (said once at start), else null
 
-  /** Epoll when available (and not disabled with {@code -Degress.transport=nio}), else NIO. */
+  /**
+   * Epoll when available, else NIO; {@code -Degress.transport} (or {@code EGRESS_TRANSPORT})
+   * {@code nio} forces NIO, {@code io_uring} picks io_uring where the kernel allows it.
+   */
   public static Transport select() {
-    boolean nioForced = "nio".equals(System.getProperty("egress.transport",
-        System.getenv("EGRESS_TRANSPORT")));
-    if (!nioForced && Epoll.isAvailable()) {
-      return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
-          EpollSocketChannel.class, EpollDatagramChannel.class, null);
+    String chosen = System.getProperty("egress.transport", System.getenv("EGRESS_TRANSPORT"));
+    String notice = null;
+    if ("io_uring".equals(chosen)) {
+      if (io.netty.channel.uring.IoUring.isAvailable()) {
+        return new Transport("io_uring", io.netty.channel.uring.IoUringIoHandler.newFactory(),
+            io.netty.channel.uring.IoUringServerSocketChannel.class,
+            io.netty.channel.uring.IoUringSocketChannel.class,
+            io.netty.channel.uring.IoUringDatagramChannel.class, null);
+      }
+      notice = "io_uring unavailable (" + io.netty.channel.uring.IoUring.unavailabilityCause()
+          + ")";
     }
-    return nio(nioForced ? "-Degress.transport=nio" : String.valueOf(Epoll.unavailabilityCause()));
+    if ("nio".equals(chosen)) {
+      return nio("NIO chosen with egress.transport=nio");
+    }
+    if (Epoll.isAvailable()) {
+      return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
+          EpollSocketChannel.class, EpollDatagramChannel.class,
+          notice == null ? null : notice + ", using epoll");
+    }
+    return nio((notice == null ? "" : notice + "; ") + "native epoll unavailable ("
+        + Epoll.unavailabilityCause() + "), using NIO");
   }
 
-  /** The NIO transport; {@code why} says why it is used instead of epoll. */
+  /** The NIO transport; {@code why} says why it is used instead of a native one. */
   public static Transport nio(String why) {
     return new Transport("nio", NioIoHandler.newFactory(), NioServerSocketChannel.class,
         NioSocketChannel.class, NioDatagramChannel.class, why);
   }
 
-  /** Whether listeners can be transparent (IP_TRANSPARENT is an epoll channel option). */
+  /** The IP_TRANSPARENT channel option of this transport (a native one), or null (NIO). */
+  public ChannelOption<Boolean> ipTransparent() {
+    return switch (name) {
+      case "epoll" -> EpollChannelOption.IP_TRANSPARENT;
+      case "io_uring" -> io.netty.channel.uring.IoUringChannelOption.IP_TRANSPARENT;
+      default -> null;
+    };
+  }
+
+  /** Whether listeners can be transparent (IP_TRANSPARENT is a native channel option). */
   public boolean transparentCapable() {
-    return EpollServerSocketChannel.class.equals(serverChannel);
+    return ipTransparent() != null;
   }
 
   public EventLoopGroup newGroup(int threads, String threadName) {

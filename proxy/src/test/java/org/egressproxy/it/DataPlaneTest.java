@@ -400,6 +400,21 @@ class DataPlaneTest {
     }
   }
 
+  /** io_uring, the workaround for the epoll bug below: the whole answer arrives. */
+  @Test
+  void aLargeAnswerAfterBothFinsOnIoUring(@TempDir Path dir) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(io.netty.channel.uring.IoUring.isAvailable(),
+        () -> "skipped: io_uring is not available here: "
+            + io.netty.channel.uring.IoUring.unavailabilityCause());
+    System.setProperty("egress.transport", "io_uring");
+    try {
+      assertThat(org.egressproxy.net.Transport.select().name()).isEqualTo("io_uring");
+      largeAnswerAfterBothFins(dir);
+    } finally {
+      System.clearProperty("egress.transport");
+    }
+  }
+
   /**
    * On NIO. On Netty 4.2.18's native epoll this loses the tail of the answer: when a half-closed
    * socket has nothing queued, its epoll registration is deleted (ops NONE) without being marked

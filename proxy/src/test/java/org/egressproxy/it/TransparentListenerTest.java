@@ -14,6 +14,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * {@code transparent: true} in-process on loopback: the listening socket gets IP_TRANSPARENT
@@ -46,15 +48,34 @@ class TransparentListenerTest {
         .replace("mode: http-host,", "mode: http-host, transparent: true,");
   }
 
-  @Test
-  void originalDestinationIsLoggedForTransparentListenersOnly(@TempDir Path dir)
-      throws Exception {
-    assumeTrue(Transport.select().transparentCapable(),
-        "native epoll is not available here: IP_TRANSPARENT cannot be set; test skipped");
+  /** The transport {@code egress.transport=name} selects, skipping when it is not that one. */
+  static Transport transport(String name) {
+    String before = System.getProperty("egress.transport");
+    System.setProperty("egress.transport", name);
+    try {
+      Transport t = Transport.select();
+      assumeTrue(t.name().equals(name), () -> name + " is not available here ("
+          + t.fallbackReason() + "): test skipped");
+      return t;
+    } finally {
+      if (before == null) {
+        System.clearProperty("egress.transport");
+      } else {
+        System.setProperty("egress.transport", before);
+      }
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"epoll", "io_uring"})
+  void originalDestinationIsLoggedForTransparentListenersOnly(String transport,
+      @TempDir Path dir) throws Exception {
+    Transport chosen = transport(transport);
+    assertThat(chosen.transparentCapable()).isTrue();
     assumeTrue("root".equals(System.getProperty("user.name")),
         "IP_TRANSPARENT needs CAP_NET_ADMIN (run as root): test skipped");
     try (ProxyFixture p = new ProxyFixture(transparentConfig(tlsOrigin.port, httpOrigin.port),
-        dir.resolve("decisions.jsonl"))) {
+        dir.resolve("decisions.jsonl"), chosen)) {
       try (Socket s = DataPlaneTest.socket(p.port("tls"))) {
         SSLSocket t = DataPlaneTest.tls(s, "www.allowed.test", "h2", "http/1.1");
         assertThat(t.getApplicationProtocol()).isEqualTo("h2");
@@ -89,7 +110,7 @@ class TransparentListenerTest {
         transparentConfig(tlsOrigin.port, httpOrigin.port), null, Transport.nio("test")));
     assertThat(t).hasCauseInstanceOf(ProxyServer.BindException.class);
     assertThat(t.getCause().getMessage()).startsWith("test.yaml:3: listener 'tls': transparent:"
-        + " true needs Netty's native epoll transport (IP_TRANSPARENT), but this process uses nio"
-        + " (test)");
+        + " true needs a native transport, epoll or io_uring (IP_TRANSPARENT), but this process uses"
+        + " nio: test");
   }
 }
