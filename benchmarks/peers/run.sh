@@ -4,12 +4,14 @@
 #   benchmarks/peers/run.sh [--quick] [--rounds N] [--out FILE] [--append] [--no-build] [--keep]
 #
 # --quick     64 MiB /big, 2 s per measurement, 1 round, 1,000 idle tunnels: ~2 minutes, a smoke test
+#             (no warm-up round: egress-proxy runs with a cold JIT, its figures mean nothing)
 # (full)      1 GiB /big, 8-10 s per measurement, 5 rounds after a warm-up round, 9,000 idle tunnels
 #             in 3 rounds: ~25 minutes on 2 cores
 # --out FILE  where the markdown report goes (default benchmarks/peers/last-run.md); it is printed too
 # --append    also append the report to benchmarks/RESULTS.md
 # --check-only  W6 (correctness) alone, printed
 # --only W1,W3  these workloads only (W6 always runs first)
+# --peers ours,base  these peers only (and the direct row), e.g. for a quick before/after
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
 # OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings)
 # --keep      keep the work directory (configurations, logs, raw results) in /dev/shm
@@ -23,7 +25,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-QUICK=0 CHECK_ONLY=0 BASE_JAR="" ONLY=W1,W2,W3,W4,W5 ROUNDS="" OUT="$REPO/benchmarks/peers/last-run.md" APPEND=0 BUILD=1 KEEP=0
+QUICK=0 CHECK_ONLY=0 PEERS="" BASE_JAR="" ONLY=W1,W2,W3,W4,W5 ROUNDS="" OUT="$REPO/benchmarks/peers/last-run.md" APPEND=0 BUILD=1 KEEP=0
 CMDLINE="benchmarks/peers/run.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1 ;;
     --check-only) CHECK_ONLY=1 ;;
     --only) ONLY=$2; shift ;;
+    --peers) PEERS=$2; shift ;;
     --compare) BASE_JAR=$(realpath "$2"); shift ;;
     *) echo "unknown option $1 (see the head of $0)" >&2; exit 2 ;;
   esac
@@ -482,7 +485,11 @@ run_w5() {
 workload() { # name rounds peers...
   local w=$1 rounds=$2; shift 2
   [[ ",$ONLY," == *",$w,"* ]] || return 0
-  local peers=("$@") n=$# r i
+  local peers=() n r i p
+  for p in "$@"; do
+    [ -z "$PEERS" ] || [ "$p" = direct ] || [[ ",$PEERS," == *",$p,"* ]] && peers+=("$p")
+  done
+  n=${#peers[@]}
   for ((r = -WARMUP; r < rounds; r++)); do
     for ((i = 0; i < n; i++)); do
       local p=${peers[$(((i + (r < 0 ? 0 : r)) % n))]}
@@ -501,6 +508,7 @@ DECISIONS=$(wc -l < "$WORK/ours-decisions.jsonl")
 
 # ---- report ------------------------------------------------------------------------------------
 ran() { [[ ",$ONLY," == *",$1,"* ]]; }
+has() { awk -F'\t' -v w="$1" -v p="$2" '$1==w && $2==p {f=1} END {exit !f}' "$RESULTS"; }
 median() { # workload peer metric
   awk -F'\t' -v w="$1" -v p="$2" -v m="$3" '$1==w && $2==p && $4==m {print $5}' "$RESULTS" \
     | sort -g | awk '{v[NR]=$1} END {if (NR==0) print "NaN"; else if (NR%2) print v[(NR+1)/2];
@@ -532,6 +540,7 @@ wrk_table() { # workload unit peers...: the wrk figures of one workload
   echo "|---|---:|---:|---:|---:|"
   local d v p; d=$(median "$w" direct rps)
   for p in "$@"; do
+    has "$w" "$p" || continue
     v=$(median "$w" "$p" rps)
     echo "| $(label "$w" "$p") | $(fmt "$v") | $(ratio "$v" "$d") | $(fmt "$(median "$w" "$p" p99ms)" 2) |" \
       "$(awk -F'\t' -v w="$w" -v p="$p" '$1==w && $2==p && $4=="errors" {s+=$5} END {print s+0}' "$RESULTS") |"
@@ -564,6 +573,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "|---|---:|---:|---|"
   d=$(median W1 direct MBps)
   for p in direct ours $BASEP squid haproxy-splice haproxy nginx; do
+    has W1 "$p" || continue
     v=$(median W1 $p MBps)
     echo "| $(label W1 $p) | $(fmt "$v") | $(ratio "$v" "$d") | $(all_of W1 $p MBps) |"
   done
@@ -576,6 +586,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "|---|---:|---:|---:|---:|---:|"
   d=$(median W2 direct connsPerSec)
   for p in direct ours $BASEP squid haproxy haproxy-splice nginx; do
+    has W2 "$p" || continue
     v=$(median W2 $p connsPerSec)
     echo "| $(label W2 $p) | $(fmt "$v") | $(ratio "$v" "$d") | $(fmt "$(median W2 $p p50ms)" 2) |" \
       "$(fmt "$(median W2 $p p99ms)" 2) | $(awk -F'\t' -v p=$p '$1=="W2" && $2==p && $4=="failed" {s+=$5} END {print s+0}' "$RESULTS") |"
@@ -603,6 +614,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "| peer | RSS KB per tunnel (median) | of which live Java heap | RSS before → after, KB | tunnels up |"
   echo "|---|---:|---:|---|---:|"
   for p in ours $BASEP squid haproxy nginx; do
+    has W5 "$p" || continue
     echo "| $(label W5 $p) | $(fmt "$(median W5 $p KBperTunnel)" 1) |" \
       "$([ $p = ours ] || [ $p = base ] && fmt "$(median W5 $p heapKBperTunnel)" 1 || echo -) |" \
       "$(fmt "$(median W5 $p rssBeforeKB)") → $(fmt "$(median W5 $p rssAfterKB)") | $(median W5 $p ok) |"
