@@ -5,7 +5,6 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
-import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import org.egressproxy.bench.BenchmarkBase;
@@ -97,9 +96,8 @@ public class ClientHelloBenchmark extends BenchmarkBase {
       } else {
         reads = new byte[][] {ClientHellos.records(hs, 1)};
       }
-      runtime = new ProxyRuntime(null, null, null, null,
-          new Config.Timeouts(Duration.ofSeconds(10), Duration.ofSeconds(10),
-              Duration.ofHours(1), Duration.ofSeconds(5)), true, null);
+      runtime = new ProxyRuntime(null, null, null, null, Config.Timeouts.DEFAULTS,
+          Config.Tunnel.DEFAULTS, null);
       client = new EmbeddedChannel();
       upstream = new EmbeddedChannel();
       Connection c = new Connection("bench", "127.0.0.1:40000");
