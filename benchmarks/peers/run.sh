@@ -14,6 +14,8 @@
 # --peers ours,base  these peers only (and the direct row), e.g. for a quick before/after
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
 # OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings)
+# BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
+#             with -Degress.transport=io_uring against epoll
 # --keep      keep the work directory (configurations, logs, raw results) in /dev/shm
 #
 # Installs what it needs from Debian (squid, haproxy, nginx + libnginx-mod-stream, wrk, openssl,
@@ -303,8 +305,10 @@ start() { # name, port, command...
   wait_port "$port" "$name" $!
 }
 start_proxy() { # name port jar
-  # shellcheck disable=SC2086 # OURS_JVM_ARGS: JVM flags for egress-proxy (profiling, heap)
-  start "$1" "$2" "$JAVA" ${OURS_JVM_ARGS:-} -jar "$3" run --config "$WORK/$1.yaml"
+  local flags=${OURS_JVM_ARGS:-}
+  [ "$1" = base ] && flags=${BASE_JVM_ARGS:-$flags}
+  # shellcheck disable=SC2086 # JVM flags for egress-proxy (profiling, heap, transport)
+  start "$1" "$2" "$JAVA" $flags -jar "$3" run --config "$WORK/$1.yaml"
   for _ in $(seq 1 100); do grep -q "ready\\." "$WORK/$1.out" && break; sleep 0.1; done
   grep -q "ready\\." "$WORK/$1.out" || { cat "$WORK/$1.out" >&2; exit 1; }
 }

@@ -37,6 +37,10 @@ public record Transport(
   public static Transport select() {
     String chosen = System.getProperty("egress.transport", System.getenv("EGRESS_TRANSPORT"));
     String notice = null;
+    if (chosen != null && !chosen.isEmpty() && !java.util.Set.of("epoll", "io_uring", "nio")
+        .contains(chosen)) {
+      notice = "egress.transport=" + chosen + " is not one of epoll, io_uring, nio";
+    }
     if ("io_uring".equals(chosen)) {
       if (io.netty.channel.uring.IoUring.isAvailable()) {
         return new Transport("io_uring", io.netty.channel.uring.IoUringIoHandler.newFactory(),
@@ -53,7 +57,7 @@ public record Transport(
     if (Epoll.isAvailable()) {
       return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
           EpollSocketChannel.class, EpollDatagramChannel.class,
-          notice == null ? null : notice + ", using epoll");
+          notice == null ? null : notice + "; using epoll");
     }
     return nio((notice == null ? "" : notice + "; ") + "native epoll unavailable ("
         + Epoll.unavailabilityCause() + "), using NIO");

@@ -34,12 +34,15 @@ import org.junit.jupiter.params.provider.MethodSource;
  * destination, with a CIDR rule for it); {@code strict} allows every address by CIDR rule but
  * keeps the built-in refusal of private ranges, and resolves names through {@link TestDns}, a
  * name server that answers like a rebinding attacker's; {@code noech} refuses Encrypted Client
- * Hello; {@code loop} allows 127.0.0.0/8 and points the transparent listeners at themselves.
+ * Hello; {@code loop} allows 127.0.0.0/8 and points the transparent listeners at themselves;
+ * {@code auth} has no top-level allow at all, only {@code policy.sources}: user {@code alice}
+ * and a token may reach {@code www.allowed.test}, clients from 127.0.0.2 {@code
+ * nodes.allowed.test}.
  */
 class BypassTest {
   /** What the client must get. */
   enum Expect {
-    S400, S403, ALERT, TUNNEL_CLOSED, CLOSED
+    S400, S403, S407, ALERT, TUNNEL_CLOSED, CLOSED
   }
 
   /** The ports a request may name: the recorder's and the fixture's own listeners'. */
@@ -122,6 +125,32 @@ class BypassTest {
           - {name: http, mode: http-host, bind: "127.0.0.1:0", upstreamPort: %1$d}
         timeouts: {dns: 1s, connect: 2s, clientHello: 2s}
         """.formatted(r);
+    if (fixture.equals("auth")) {
+      return listeners + """
+          policy:
+            allowDestinationCidrs: [127.0.0.1/32]
+            sources:
+              - name: users
+                users:
+                  - {name: alice, passwordHash: "%2$s"}
+                  - {name: bob, passwordHash: "%3$s"}
+                tokens:
+                  - {name: runner, sha256: "%4$s"}
+                rules:
+                  - {allow: www.allowed.test, ports: [%1$d]}
+              - name: nodes
+                clients: [127.0.0.2/32]
+                rules:
+                  - {allow: nodes.allowed.test, ports: [%1$d]}
+          resolver:
+            hosts:
+              www.allowed.test: 127.0.0.1
+              nodes.allowed.test: 127.0.0.1
+            servers: ["%5$s"]
+          """.formatted(r, ALICE_HASH,
+          org.egressproxy.auth.PasswordHash.bcrypt(BOB, 4),
+          org.egressproxy.auth.PasswordHash.sha256Hex(TOKEN), dns.address());
+    }
     if (fixture.equals("strict")) {
       return listeners + """
           policy:
@@ -170,6 +199,26 @@ class BypassTest {
     return text("GET " + absolute + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
   }
 
+  static final String ALICE = "wonderland";
+  static final String BOB = "builder";
+  static final String TOKEN = "t0ken-for-the-runner";
+  static final String ALICE_HASH = org.egressproxy.auth.PasswordHash.bcrypt(ALICE, 4);
+
+  static String basic(String userColonPassword) {
+    return "Basic " + java.util.Base64.getEncoder().encodeToString(
+        userColonPassword.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** CONNECT www.allowed.test with these Proxy-Authorization headers. */
+  static Function<Env, byte[]> connectAs(String... proxyAuthorization) {
+    StringBuilder sb = new StringBuilder(
+        "CONNECT www.allowed.test:{R} HTTP/1.1\r\nHost: www.allowed.test:{R}\r\n");
+    for (String a : proxyAuthorization) {
+      sb.append("Proxy-Authorization: ").append(a).append("\r\n");
+    }
+    return text(sb.append("\r\n").toString());
+  }
+
   static Function<Env, byte[]> host(String host) {
     return text("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
   }
@@ -197,6 +246,7 @@ class BypassTest {
   static Stream<Arguments> attacks() {
     Expect s400 = Expect.S400;
     Expect s403 = Expect.S403;
+    Expect s407 = Expect.S407;
     Expect alert = Expect.ALERT;
     String smuggle = "POST http://www.allowed.test:{R}/ HTTP/1.1\r\nHost: www.allowed.test:{R}\r\n";
     String smuggleHost = "POST / HTTP/1.1\r\nHost: www.allowed.test\r\n";
@@ -396,6 +446,41 @@ class BypassTest {
             "ech-refused"),
         tunnel("tunnel: ECH refused", "noech", "www.allowed.test:{R}",
             hello(true, "www.allowed.test"), "ech-refused"),
+        // credentials and sources: no way into a source without its credentials or address
+        row("auth: CONNECT without credentials", "auth", "explicit", connectAs(), s407,
+            "auth-required"),
+        row("auth: a wrong password", "auth", "explicit",
+            connectAs(basic("alice:" + ALICE + "x")), s407, "auth-failed"),
+        row("auth: another user's password", "auth", "explicit",
+            connectAs(basic("alice:" + BOB)), s407, "auth-failed"),
+        row("auth: a user that does not exist", "auth", "explicit",
+            connectAs(basic("mallory:" + ALICE)), s407, "auth-failed"),
+        row("auth: user name with a trailing space", "auth", "explicit",
+            connectAs(basic("alice :" + ALICE)), s407, "auth-failed"),
+        row("auth: Basic without a colon", "auth", "explicit", connectAs(basic("alice")), s407,
+            "auth-failed"),
+        row("auth: Basic that is not base64", "auth", "explicit",
+            connectAs("Basic alice:" + ALICE), s407, "auth-failed"),
+        row("auth: the stored password hash as the password", "auth", "explicit",
+            connectAs(basic("alice:" + ALICE_HASH)), s407, "auth-failed"),
+        row("auth: Bearer with the token's stored SHA-256", "auth", "explicit",
+            connectAs("Bearer " + org.egressproxy.auth.PasswordHash.sha256Hex(TOKEN)), s407,
+            "auth-failed"),
+        row("auth: an unknown scheme", "auth", "explicit", connectAs("Digest username=alice"),
+            s407, "auth-failed"),
+        row("auth: a wrong header first, the right one second", "auth", "explicit",
+            connectAs(basic("mallory:x"), basic("alice:" + ALICE)), s407, "auth-failed"),
+        row("auth: absolute-form with a wrong password", "auth", "explicit",
+            text("GET http://www.allowed.test:{R}/ HTTP/1.1\r\nHost: www.allowed.test:{R}\r\n"
+                + "Proxy-Authorization: " + basic("alice:nope") + "\r\n\r\n"), s407,
+            "auth-failed"),
+        row("auth: right credentials, a host only another source may reach", "auth", "explicit",
+            text("CONNECT nodes.allowed.test:{R} HTTP/1.1\r\nHost: nodes.allowed.test:{R}\r\n"
+                + "Proxy-Authorization: " + basic("alice:" + ALICE) + "\r\n\r\n"), s403,
+            "no-match"),
+        row("auth: right credentials on the transparent http-host listener (not used)", "auth",
+            "http", text("GET / HTTP/1.1\r\nHost: www.allowed.test\r\nProxy-Authorization: "
+                + basic("alice:" + ALICE) + "\r\n\r\n"), s403, "no-source"),
         // loops: our own listeners through ourselves, with 127.0.0.0/8 allowed
         row("loop: CONNECT to our own listener by name", "loop", "explicit",
             connect("self.allowed.test:{EXPLICIT}"), s403, "loop"),
@@ -429,7 +514,7 @@ class BypassTest {
       s.getOutputStream().write(a.send().apply(env));
       s.getOutputStream().flush();
       switch (a.expect()) {
-        case S400, S403 -> {
+        case S400, S403, S407 -> {
           String status = DataPlaneTest.readHead(in).split("\r\n")[0];
           assertThat(status).as("status line").startsWith("HTTP/1.1 " + a.expect().name()
               .substring(1) + " ");

@@ -1,0 +1,61 @@
+package org.egressproxy.net;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.uring.IoUring;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** Which transport {@code egress.transport} selects, and what the operator is told. */
+class TransportTest {
+  @AfterEach
+  void clear() {
+    System.clearProperty("egress.transport");
+  }
+
+  static Transport with(String value) {
+    System.setProperty("egress.transport", value);
+    return Transport.select();
+  }
+
+  @Test
+  void nioOnRequestSaysSo() {
+    Transport t = with("nio");
+    assertThat(t.name()).isEqualTo("nio");
+    assertThat(t.fallbackReason()).contains("egress.transport=nio");
+    assertThat(t.transparentCapable()).isFalse();
+  }
+
+  @Test
+  void anUnknownValueIsNamedAndTheDefaultUsed() {
+    assumeTrue(Epoll.isAvailable(), "native epoll is not available here: test skipped");
+    Transport t = with("epol");
+    assertThat(t.name()).isEqualTo("epoll");
+    assertThat(t.fallbackReason())
+        .isEqualTo("egress.transport=epol is not one of epoll, io_uring, nio; using epoll");
+  }
+
+  @Test
+  void epollByDefaultWithoutANotice() {
+    assumeTrue(Epoll.isAvailable(), "native epoll is not available here: test skipped");
+    Transport t = with("epoll");
+    assertThat(t.name()).isEqualTo("epoll");
+    assertThat(t.fallbackReason()).isNull();
+    assertThat(t.transparentCapable()).isTrue();
+  }
+
+  @Test
+  void ioUringOnRequestOrEpollWithTheReason() {
+    Transport t = with("io_uring");
+    if (IoUring.isAvailable()) {
+      assertThat(t.name()).isEqualTo("io_uring");
+      assertThat(t.fallbackReason()).isNull();
+      assertThat(t.transparentCapable()).isTrue();
+    } else {
+      assertThat(t.name()).isNotEqualTo("io_uring");
+      assertThat(t.fallbackReason()).startsWith("io_uring unavailable (");
+    }
+  }
+}
