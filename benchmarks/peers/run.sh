@@ -15,7 +15,7 @@
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
 # OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings)
 # BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
-#             with -Degress.transport=io_uring against epoll
+#             with -Degress.transport=nio against epoll
 # --keep      keep the work directory (configurations, logs, raw results) in /dev/shm
 #
 # Installs what it needs from Debian (squid, haproxy, nginx + libnginx-mod-stream, wrk, openssl,

@@ -107,7 +107,7 @@ public final class ProxyServer implements AutoCloseable {
         if (!transport.transparentCapable()) {
           close();
           throw new BindException(l.at() + ": listener '" + l.name() + "': transparent: true"
-              + " needs a native transport, epoll or io_uring (IP_TRANSPARENT), but this process uses "
+              + " needs Netty's native epoll transport (IP_TRANSPARENT), but this process uses "
               + transport.name() + (transport.fallbackReason() == null ? ""
                   : ": " + transport.fallbackReason()), null);
         }

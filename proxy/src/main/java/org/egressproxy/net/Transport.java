@@ -19,7 +19,7 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
 
-/** Netty's native epoll transport where it loads, NIO otherwise; io_uring on request. */
+/** Netty's native epoll transport where it loads, NIO otherwise. */
 public record Transport(
     String name,
     IoHandlerFactory ioHandlerFactory,
@@ -31,28 +31,17 @@ public record Transport(
   // best one (said once at start), else null
 
   /**
-   * Epoll when available, else NIO; {@code -Degress.transport} (or {@code EGRESS_TRANSPORT})
-   * {@code nio} forces NIO, {@code io_uring} picks io_uring where the kernel allows it.
+   * Epoll when available, else NIO; {@code -Degress.transport=nio} (or {@code
+   * EGRESS_TRANSPORT=nio}) forces NIO.
    */
   public static Transport select() {
     String chosen = System.getProperty("egress.transport", System.getenv("EGRESS_TRANSPORT"));
     String notice = null;
-    if (chosen != null && !chosen.isEmpty() && !java.util.Set.of("epoll", "io_uring", "nio")
-        .contains(chosen)) {
-      notice = "egress.transport=" + chosen + " is not one of epoll, io_uring, nio";
-    }
-    if ("io_uring".equals(chosen)) {
-      if (io.netty.channel.uring.IoUring.isAvailable()) {
-        return new Transport("io_uring", io.netty.channel.uring.IoUringIoHandler.newFactory(),
-            io.netty.channel.uring.IoUringServerSocketChannel.class,
-            io.netty.channel.uring.IoUringSocketChannel.class,
-            io.netty.channel.uring.IoUringDatagramChannel.class, null);
-      }
-      notice = "io_uring unavailable (" + io.netty.channel.uring.IoUring.unavailabilityCause()
-          + ")";
-    }
     if ("nio".equals(chosen)) {
       return nio("NIO chosen with egress.transport=nio");
+    }
+    if (chosen != null && !chosen.isEmpty() && !chosen.equals("epoll")) {
+      notice = "egress.transport=" + chosen + " is not one of epoll, nio";
     }
     if (Epoll.isAvailable()) {
       return new Transport("epoll", EpollIoHandler.newFactory(), EpollServerSocketChannel.class,
@@ -69,16 +58,12 @@ public record Transport(
         NioSocketChannel.class, NioDatagramChannel.class, why);
   }
 
-  /** The IP_TRANSPARENT channel option of this transport (a native one), or null (NIO). */
+  /** The IP_TRANSPARENT channel option of this transport (epoll), or null (NIO). */
   public ChannelOption<Boolean> ipTransparent() {
-    return switch (name) {
-      case "epoll" -> EpollChannelOption.IP_TRANSPARENT;
-      case "io_uring" -> io.netty.channel.uring.IoUringChannelOption.IP_TRANSPARENT;
-      default -> null;
-    };
+    return "epoll".equals(name) ? EpollChannelOption.IP_TRANSPARENT : null;
   }
 
-  /** Whether listeners can be transparent (IP_TRANSPARENT is a native channel option). */
+  /** Whether listeners can be transparent (IP_TRANSPARENT is an epoll channel option). */
   public boolean transparentCapable() {
     return ipTransparent() != null;
   }

@@ -85,6 +85,8 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof ChannelInputShutdownEvent) {
+      // Answers may still have to be written to this side: keep it in epoll (Netty 4.2.18).
+      io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
       // FIN from this side: pass it on once what we relayed is written.
       if (peer instanceof DuplexChannel duplex && peer.isActive()) {
         boolean bothDone = ctx.channel() instanceof DuplexChannel self && self.isOutputShutdown();

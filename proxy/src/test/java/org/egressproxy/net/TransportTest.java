@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.netty.channel.epoll.Epoll;
-import io.netty.channel.uring.IoUring;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -34,7 +33,7 @@ class TransportTest {
     Transport t = with("epol");
     assertThat(t.name()).isEqualTo("epoll");
     assertThat(t.fallbackReason())
-        .isEqualTo("egress.transport=epol is not one of epoll, io_uring, nio; using epoll");
+        .isEqualTo("egress.transport=epol is not one of epoll, nio; using epoll");
   }
 
   @Test
@@ -44,18 +43,5 @@ class TransportTest {
     assertThat(t.name()).isEqualTo("epoll");
     assertThat(t.fallbackReason()).isNull();
     assertThat(t.transparentCapable()).isTrue();
-  }
-
-  @Test
-  void ioUringOnRequestOrEpollWithTheReason() {
-    Transport t = with("io_uring");
-    if (IoUring.isAvailable()) {
-      assertThat(t.name()).isEqualTo("io_uring");
-      assertThat(t.fallbackReason()).isNull();
-      assertThat(t.transparentCapable()).isTrue();
-    } else {
-      assertThat(t.name()).isNotEqualTo("io_uring");
-      assertThat(t.fallbackReason()).startsWith("io_uring unavailable (");
-    }
   }
 }
