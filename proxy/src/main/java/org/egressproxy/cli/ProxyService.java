@@ -3,12 +3,15 @@ package org.egressproxy.cli;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.FileSystems;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardWatchEventKinds;
-import java.nio.file.WatchEvent;
 import java.nio.file.WatchKey;
 import java.nio.file.WatchService;
+import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -232,7 +235,11 @@ final class ProxyService {
 
   /**
    * Watches the configuration file and the catalog directories; a change reloads, once things
-   * have been quiet for half a second (editors write in several steps).
+   * have been quiet for half a second (editors write in several steps). Any event in a watched
+   * directory leads to a look at the files themselves, through their links: a Kubernetes
+   * ConfigMap mounted as a directory changes by swapping its {@code ..data} link, and the
+   * files' own names never appear in an event. A reload happens when what the files resolve to,
+   * their sizes or times changed.
    */
   private Thread watch(Config config) {
     if (configFile == null) {
@@ -241,7 +248,7 @@ final class ProxyService {
     Set<Path> dirs = new HashSet<>();
     Path abs = configFile.toAbsolutePath();
     dirs.add(abs.getParent());
-    Set<Path> catalogDirs = new HashSet<>();
+    List<Path> catalogDirs = new ArrayList<>();
     config.policy().catalogDirs().forEach(d -> catalogDirs.add(d.path().toAbsolutePath()));
     dirs.addAll(catalogDirs);
     WatchService ws;
@@ -256,19 +263,17 @@ final class ProxyService {
       return null;
     }
     Thread t = new Thread(() -> {
+      Map<Path, String> seen = fingerprint(abs, catalogDirs);
       try (ws) {
         while (!Thread.currentThread().isInterrupted()) {
           WatchKey key = ws.take();
-          boolean relevant = false;
           do {
-            for (WatchEvent<?> ev : key.pollEvents()) {
-              Path changed = ((Path) key.watchable()).resolve(String.valueOf(ev.context()));
-              relevant |= changed.equals(abs) || (changed.toString().endsWith(".yaml")
-                  && catalogDirs.contains(changed.getParent()));
-            }
+            key.pollEvents();
             key.reset();
           } while ((key = ws.poll(500, java.util.concurrent.TimeUnit.MILLISECONDS)) != null);
-          if (relevant) {
+          Map<Path, String> now = fingerprint(abs, catalogDirs);
+          if (!now.equals(seen)) {
+            seen = now;
             reloads.execute(() -> reload("file changed"));
           }
         }
@@ -279,6 +284,36 @@ final class ProxyService {
     t.setDaemon(true);
     t.start();
     return t;
+  }
+
+  /**
+   * The configuration file and every {@code *.yaml} in the catalog directories, each as where
+   * its links lead, its size and its modification time ("missing" when it cannot be read).
+   */
+  static Map<Path, String> fingerprint(Path configFile, List<Path> catalogDirs) {
+    Map<Path, String> out = new java.util.TreeMap<>();
+    out.put(configFile, fileFingerprint(configFile));
+    for (Path dir : catalogDirs) {
+      try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+        files.filter(f -> f.getFileName().toString().endsWith(".yaml")
+                && !f.getFileName().toString().startsWith(".."))
+            .forEach(f -> out.put(f, fileFingerprint(f)));
+      } catch (IOException | java.io.UncheckedIOException e) {
+        out.put(dir, "unreadable");
+      }
+    }
+    return out;
+  }
+
+  private static String fileFingerprint(Path f) {
+    try {
+      java.nio.file.attribute.BasicFileAttributes a = Files.readAttributes(f,
+          java.nio.file.attribute.BasicFileAttributes.class);
+      return f.toRealPath() + " " + a.size() + " " + a.lastModifiedTime().toMillis() + " "
+          + a.fileKey();
+    } catch (IOException e) {
+      return "missing";
+    }
   }
 
   private void printProblems(ConfigException e) {

@@ -190,6 +190,62 @@ public class CliProcessTest {
     }
   }
 
+  /**
+   * A Kubernetes ConfigMap mounted as a directory: {@code proxy.yaml} and the catalog are links
+   * through {@code ..data}, and an update swaps that link atomically - no event names the files
+   * themselves. Both swaps reload.
+   */
+  @Test
+  void aConfigMapStyleLinkSwapIsReloaded(@TempDir Path dir) throws Exception {
+    Path mount = Files.createDirectories(dir.resolve("config"));
+    Path catalogs = Files.createDirectories(dir.resolve("catalogs"));
+    String config = "policy:\n  catalogs: [mine]\n  catalogDirs: [\"" + catalogs + "\"]\n"
+        + "  rules:\n    - allow: a.test\n";
+    atomicWrite(mount, "v1", "proxy.yaml", config);
+    atomicWrite(catalogs, "v1", "mine.yaml", catalog("one.test"));
+    Process p = java(dir, "run", "--config", mount.resolve("proxy.yaml").toString()).start();
+    try {
+      BlockingQueue<String> out = lines(p);
+      await(out, "ready.");
+      atomicWrite(mount, "v2", "proxy.yaml", config + "    - allow: b.test\n");
+      assertThat(await(out, "reloaded (file changed)")).contains("3 rules");
+      atomicWrite(catalogs, "v2", "mine.yaml", catalog("one.test", "two.test", "three.test"));
+      assertThat(await(out, "reloaded (file changed)")).contains("5 rules");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  static String catalog(String... names) {
+    StringBuilder sb = new StringBuilder(
+        "name: mine\ndescription: test\nsource: test\nrules:\n");
+    for (String n : names) {
+      sb.append("  - {host: ").append(n).append(", ports: [443], protocol: tls, purpose: t}\n");
+    }
+    return sb.toString();
+  }
+
+  /**
+   * What the kubelet's atomic writer does: the new files in {@code ..VERSION}, a {@code ..data}
+   * link swapped to it with a rename, the visible name a link through {@code ..data}.
+   */
+  static void atomicWrite(Path mount, String version, String name, String text)
+      throws IOException {
+    Path versionDir = Files.createDirectories(mount.resolve(".." + version));
+    Files.writeString(versionDir.resolve(name), text);
+    Path tmp = mount.resolve("..data_tmp");
+    Files.deleteIfExists(tmp);
+    Files.createSymbolicLink(tmp, Path.of(".." + version));
+    Files.move(tmp, mount.resolve("..data"), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Path visible = mount.resolve(name);
+    if (!Files.isSymbolicLink(visible)) {
+      Files.createSymbolicLink(visible, Path.of("..data", name));
+    }
+  }
+
   @Test
   void sigtermDrainsOpenTunnelsWhileRefusingNewConnections(@TempDir Path dir) throws Exception {
     int proxyPort = freePort();

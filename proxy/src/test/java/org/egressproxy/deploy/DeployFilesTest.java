@@ -538,16 +538,21 @@ class DeployFilesTest {
     assertThat((Boolean) at(c, "securityContext", "readOnlyRootFilesystem")).isTrue();
     assertThat((Integer) at(dep, "spec", "template", "spec", "terminationGracePeriodSeconds"))
         .isGreaterThan((int) Config.DEFAULT_SHUTDOWN_DRAIN.toSeconds());
-    // the ConfigMap (from proxy.yaml, by kustomize) is mounted where the image's CMD looks
+    // the ConfigMap (from proxy.yaml, by kustomize, its name kept so that an update is applied
+    // in place) is mounted as a directory, which the kubelet updates (a subPath mount is never
+    // updated), and --config points into it
     List<Map<String, Object>> volumes = at(dep, "spec", "template", "spec", "volumes");
     assertThat(volumes).anySatisfy(v -> assertThat(v).extractingByKey("configMap")
         .isEqualTo(Map.of("name", "egress-proxy-config")));
     assertThat((List<Map<String, Object>>) c.get("volumeMounts")).anySatisfy(v ->
-        assertThat(v).containsEntry("mountPath", "/etc/egress-proxy/proxy.yaml")
-            .containsEntry("subPath", "proxy.yaml"));
+        assertThat(v).containsEntry("name", "config")
+            .containsEntry("mountPath", "/etc/egress-proxy/config").doesNotContainKey("subPath"));
+    assertThat((List<String>) c.get("args"))
+        .containsExactly("run", "--config", "/etc/egress-proxy/config/proxy.yaml");
     assertThat((List<Map<String, Object>>) at(k.get("Kustomization"), "configMapGenerator"))
         .singleElement().satisfies(g -> assertThat(g).containsEntry("name", "egress-proxy-config")
-            .containsEntry("files", List.of("proxy.yaml")));
+            .containsEntry("files", List.of("proxy.yaml"))
+            .containsEntry("options", Map.of("disableNameSuffixHash", true)));
     // PDB, Service and NetworkPolicy select these pods
     Map<String, Object> pdb = k.get("PodDisruptionBudget");
     assertThat((Map<String, Object>) at(pdb, "spec", "selector", "matchLabels"))
@@ -575,7 +580,8 @@ class DeployFilesTest {
     Run r = RealClientsTest.run("", "kubectl", "kustomize",
         DEPLOY.resolve("kubernetes").toString());
     assertThat(r.status()).as(r.output()).isZero();
-    assertThat(r.output()).contains("kind: ConfigMap").contains("name: egress-proxy-config-")
+    assertThat(r.output()).contains("kind: ConfigMap").contains("name: egress-proxy-config\n")
+        .doesNotContain("egress-proxy-config-") // no hash suffix: updated in place
         .contains("kind: Deployment").contains("namespace: egress-proxy");
   }
 
