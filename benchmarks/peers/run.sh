@@ -13,7 +13,8 @@
 # --only W1,W3  these workloads only (W6 always runs first)
 # --peers ours,base  these peers only (and the direct row), e.g. for a quick before/after
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
-# OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings)
+# OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings); default: the
+#             Dockerfile's GC flags, "-XX:+UseG1GC -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10"
 # BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
 #             with -Degress.transport=nio against epoll
 # --keep      keep the work directory (configurations, logs, raw results) in /dev/shm
@@ -54,6 +55,9 @@ fi
 # caps open files at 20,000 per process (PEERS_IDLE overrides where the limit allows more).
 IDLE=${PEERS_IDLE:-$IDLE}
 [ "$IDLE_ROUNDS" -gt "$ROUNDS" ] && IDLE_ROUNDS=$ROUNDS
+
+# the Dockerfile's collector flags (benchmarks/RESULTS.md: W5 with and without them)
+OURS_DEFAULT_JVM_ARGS="-XX:+UseG1GC -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10"
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -305,7 +309,7 @@ start() { # name, port, command...
   wait_port "$port" "$name" $!
 }
 start_proxy() { # name port jar
-  local flags=${OURS_JVM_ARGS:-}
+  local flags=${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS}
   [ "$1" = base ] && flags=${BASE_JVM_ARGS:-$flags}
   # shellcheck disable=SC2086 # JVM flags for egress-proxy (profiling, heap, transport)
   start "$1" "$2" "$JAVA" $flags -jar "$3" run --config "$WORK/$1.yaml"
@@ -567,7 +571,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "- Command: \`$CMDLINE\` ($((ELAPSED / 60)) min $((ELAPSED % 60)) s of workloads)."
   echo "- Set-up: everything on 127.0.0.1 on the same cores: the origin (nginx, 1 worker, /small" \
     "$(wc -c < "$WORK/www/small") B, /big $BIG_MIB MiB from tmpfs, plain and TLS with a P-256 certificate, no session" \
-    "resumption), the peers (defaults: egress-proxy one event loop per core, JVM defaults; HAProxy $(nproc) threads;" \
+    "resumption), the peers (defaults: egress-proxy one event loop per core, JVM flags \`${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS}\`; HAProxy $(nproc) threads;" \
     "nginx one worker per core; Squid one process) and the load (PeerLoad: one Netty event loop; wrk -t1 -c32)." \
     "$ROUNDS round(s) per workload$([ "$WARMUP" = 1 ] && echo ' after a warm-up round'), the peers' order rotated" \
     "each round; medians, and ratios of medians to the direct row. egress-proxy's decision log was on:" \
@@ -616,7 +620,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "### W5 memory: RSS before and after $IDLE idle tunnels (each after one kept-alive GET /small)"
   echo
   echo "Each peer a fresh process (and its children) per round, 100 tunnels opened and closed first."
-  echo "egress-proxy: JVM defaults; both RSS readings after a \`jcmd GC.run\`."
+  echo "egress-proxy: JVM flags \`${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS}\`; both RSS readings after a \`jcmd GC.run\`."
   echo
   echo "| peer | RSS KB per tunnel (median) | of which live Java heap | RSS before → after, KB | tunnels up |"
   echo "|---|---:|---:|---|---:|"

@@ -187,7 +187,7 @@ class DeployFilesTest {
         "deploy/kubernetes/proxy.yaml").containsEntry("/etc/egress-proxy/catalog/",
         "config/catalog/").containsKey("/opt/egress-proxy/egress-proxy.jar");
     assertThat(last.get("ENTRYPOINT")).contains("\"-jar\", \"/opt/egress-proxy/egress-proxy.jar\"")
-        .contains("-XX:+UseG1GC");
+        .contains("-XX:+UseG1GC").contains("\"-XX:MinHeapFreeRatio=5\", \"-XX:MaxHeapFreeRatio=10\"");
     assertThat(last.get("CMD")).isEqualTo(
         "[\"run\", \"--config\", \"/etc/egress-proxy/proxy.yaml\"]");
   }
