@@ -5,6 +5,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpContent;
@@ -64,6 +65,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean closeAfter;
   private boolean informational;
   private boolean headRequest;
+  private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
 
   public HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
     this.runtime = runtime;
@@ -311,6 +313,32 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /**
+   * The client's FIN. Nothing more will come, so the connection closes: now when no exchange is
+   * in flight (after what was written, a refusal say, is out), else once the answer in flight
+   * has been written - a client may half-close and still wait for it. A request cut short by the
+   * FIN never completes: closed at once.
+   */
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (evt instanceof ChannelInputShutdownEvent) {
+      this.ctx = ctx;
+      clientDone = true;
+      if (exchange == null || !requestDone) {
+        closeWhenWritten();
+      }
+    }
+    ctx.fireUserEventTriggered(evt);
+  }
+
+  private void closeWhenWritten() {
+    if (upstream != null && exchange != null) {
+      upstream.close(); // an unfinished request: the upstream will never see its end
+    }
+    ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER)
+        .addListener(ChannelFutureListener.CLOSE);
+  }
+
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     ctx.fireChannelInactive();
@@ -358,6 +386,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         break;
       }
       channelRead(ctx, next);
+    }
+    if (clientDone && (exchange == null || !requestDone)) {
+      closeWhenWritten(); // the client's FIN came during the exchange: nothing more to answer
+      return;
     }
     if (exchange == null || !requestDone) {
       ctx.channel().config().setAutoRead(true);

@@ -33,9 +33,20 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
   /** Bytes the client sent after CONNECT, before the tunnel is up: passed on, in order. */
   private final ArrayDeque<ByteBuf> early = new ArrayDeque<>();
   private boolean tunnelling;
+  /** The client's FIN came while the tunnel was being set up: passed on after the early bytes. */
+  private boolean finEarly;
 
   public HttpProxyHandler(ProxyRuntime runtime) {
     this.runtime = runtime;
+  }
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (tunnelling && evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
+      finEarly = true; // the relay passes it on once the tunnel is up
+      return;
+    }
+    ctx.fireUserEventTriggered(evt);
   }
 
   @Override
@@ -128,6 +139,10 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
         PipelineNames.SNI_CHECK);
     while (!early.isEmpty()) {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
+    }
+    if (finEarly) {
+      ctx.fireChannelReadComplete();
+      ctx.fireUserEventTriggered(io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
     }
     ctx.pipeline().remove(this);
     ctx.channel().config().setAutoRead(true);

@@ -51,6 +51,18 @@ public final class ProxyAuthHandler extends ChannelDuplexHandler {
     return e;
   }
 
+  /** A user event (the client's FIN, say) that came while a verification ran: kept in order. */
+  private record HeldEvent(Object evt) {}
+
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (verifying) {
+      held.add(new HeldEvent(evt)); // after the requests before it, not ahead of them
+      return;
+    }
+    ctx.fireUserEventTriggered(evt);
+  }
+
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     if (verifying) {
@@ -96,7 +108,11 @@ public final class ProxyAuthHandler extends ChannelDuplexHandler {
     }
     Object m;
     while (!verifying && (m = held.poll()) != null) {
-      channelRead(ctx, m); // a later request with other credentials may start another round
+      if (m instanceof HeldEvent e) {
+        ctx.fireUserEventTriggered(e.evt());
+      } else {
+        channelRead(ctx, m); // a later request with other credentials may start another round
+      }
     }
     if (!verifying && readPending) {
       readPending = false;

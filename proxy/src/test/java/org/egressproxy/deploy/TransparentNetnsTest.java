@@ -190,7 +190,11 @@ class TransparentNetnsTest {
     assertThat(CliProcessTest.await(originOut, "offered=konnectivity"))
         .contains("offered=konnectivity,h2 selected=konnectivity");
 
-    List<String> log = awaitLog("\"event\":\"close\",\"listener\":\"http\"");
+    awaitLog("\"event\":\"close\",\"listener\":\"http\"");
+    // the konnectivity tunnel's close line comes once both of its sides are done: after
+    // openssl has gone, so wait for it rather than read the log at once
+    List<String> log = awaitLog("\"event\":\"close\"", "\"originalDst\":\"" + ELSEWHERE
+        + ":443\"");
     assertThat(log).filteredOn(l -> l.contains("\"listener\":\"tls\"")).hasSizeGreaterThan(2)
         .allSatisfy(l -> assertThat(l).contains("\"decision\":\"allow\"")
             .contains("\"client\":\"" + CLIENT_IP + ":").contains("\"originalDst\":\""))
@@ -248,16 +252,18 @@ class TransparentNetnsTest {
   }
 
   /** The decision log once a line containing {@code fragment} is in it (10 s at most). */
-  private static List<String> awaitLog(String fragment) throws Exception {
+  /** The decision log once a line contains every one of {@code fragments}. */
+  private static List<String> awaitLog(String... fragments) throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     List<String> lines = List.of();
     while (System.nanoTime() < deadline) {
       lines = Files.exists(decisions) ? Files.readAllLines(decisions) : List.of();
-      if (lines.stream().anyMatch(l -> l.contains(fragment))) {
+      if (lines.stream().anyMatch(l -> java.util.Arrays.stream(fragments).allMatch(l::contains))) {
         return lines;
       }
       Thread.sleep(100);
     }
-    throw new AssertionError("no decision log line containing " + fragment + "; log: " + lines);
+    throw new AssertionError("no decision log line containing " + List.of(fragments)
+        + "; log: " + lines);
   }
 }

@@ -303,6 +303,29 @@ class SourcesTest {
     }
   }
 
+  /**
+   * A request whose password is being verified (off the event loop) followed at once by the
+   * client's FIN: the FIN waits behind the request, which is answered, and then the connection
+   * closes.
+   */
+  @Test
+  void aFinBehindARequestWithAPasswordWaitsForItsAnswer(@TempDir Path dir) throws Exception {
+    int h = httpOrigin.port;
+    String argonSlow = PasswordHash.argon2id("fresh-" + ARGON2_PASSWORD); // not cached yet
+    try (ProxyFixture p = new ProxyFixture(config().replace(argon2, argonSlow),
+            dir.resolve("d.jsonl"));
+        Socket s = from("127.0.0.1", p.port("explicit"))) {
+      String url = "http://ci.allowed.test:" + h + "/x";
+      s.getOutputStream().write(("GET " + url + " HTTP/1.1\r\nHost: ci.allowed.test:" + h
+          + "\r\nProxy-Authorization: " + basic("argon", "fresh-" + ARGON2_PASSWORD)
+          + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+      s.shutdownOutput();
+      InputStream in = s.getInputStream();
+      assertThat(readResponse(in)).startsWith("200|");
+      assertThat(in.read()).as("closed after the answer").isEqualTo(-1);
+    }
+  }
+
   @Test
   void curlSendsItsProxyCredentials(@TempDir Path dir) throws Exception {
     assumeTrue(RealClientsTest.installed("curl"),

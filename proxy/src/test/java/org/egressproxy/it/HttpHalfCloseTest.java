@@ -1,0 +1,129 @@
+package org.egressproxy.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A client's FIN on the HTTP listeners: the proxy closes its side too - at once when nothing is
+ * in flight, after the answer when a request is - rather than holding a half-closed socket (and
+ * a place under the connection limits) until the idle timeout. And a FIN that arrives while a
+ * CONNECT tunnel is being set up reaches the upstream after the bytes sent before it.
+ */
+class HttpHalfCloseTest {
+  static Origins origins;
+  static Origins.Origin httpOrigin;
+  static Origins.Origin recorder;
+
+  @BeforeAll
+  static void start() {
+    origins = new Origins();
+    httpOrigin = origins.http();
+    recorder = origins.recorder();
+  }
+
+  @AfterAll
+  static void stop() {
+    origins.close();
+  }
+
+  ProxyFixture proxy(Path dir) {
+    return new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(httpOrigin.port,
+        httpOrigin.port, ""), httpOrigin.port, recorder.port), dir.resolve("decisions.jsonl"));
+  }
+
+  static String get(String listener, String host) {
+    String target = listener.equals("explicit")
+        ? "http://" + host + ":" + httpOrigin.port + "/x" : "/x";
+    String hostHeader = listener.equals("explicit") ? host + ":" + httpOrigin.port : host;
+    return "GET " + target + " HTTP/1.1\r\nHost: " + hostHeader + "\r\n\r\n";
+  }
+
+  static void write(Socket s, String text) throws IOException {
+    s.getOutputStream().write(text.getBytes(StandardCharsets.US_ASCII));
+    s.getOutputStream().flush();
+  }
+
+  /** The proxy closed its side: end of stream, and the listener counts no open connection. */
+  static void assertClosedByTheProxy(ProxyFixture p, Socket s, String listener)
+      throws Exception {
+    InputStream in = s.getInputStream();
+    assertThat(in.read()).as("end of stream from the proxy").isEqualTo(-1);
+    DataPlaneTest.await("the listener's open connections back to 0",
+        () -> p.metrics.activeByListener().getOrDefault(listener, 0) == 0);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"explicit", "http"})
+  void aFinAfterAnAnswerClosesTheConnection(String listener, @TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
+      write(s, get(listener, "www.allowed.test"));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|");
+      s.shutdownOutput();
+      assertClosedByTheProxy(p, s, listener);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"explicit", "http"})
+  void aFinRightAfterTheRequestStillGetsTheWholeAnswer(String listener, @TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
+      write(s, get(listener, "www.allowed.test"));
+      s.shutdownOutput();
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|")
+          .contains("path=/x");
+      assertClosedByTheProxy(p, s, listener);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"explicit", "http"})
+  void aFinAfterARefusalClosesTheConnection(String listener, @TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
+      write(s, get(listener, "evil.example"));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("403|");
+      s.shutdownOutput();
+      assertClosedByTheProxy(p, s, listener);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"explicit", "http"})
+  void aFinBeforeAnyRequestClosesTheConnection(String listener, @TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
+      DataPlaneTest.await("the connection counted",
+          () -> p.metrics.activeByListener().getOrDefault(listener, 0) == 1);
+      s.shutdownOutput();
+      assertClosedByTheProxy(p, s, listener);
+    }
+  }
+
+  @Test
+  void aFinDuringTunnelSetUpReachesTheUpstreamAfterTheEarlyBytes(@TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+      String authority = "www.allowed.test:" + recorder.port;
+      // CONNECT, 11 bytes for the tunnel and the FIN, all before the 200
+      write(s, "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\nhello there");
+      s.shutdownOutput();
+      InputStream in = s.getInputStream();
+      assertThat(DataPlaneTest.readHead(in)).startsWith("HTTP/1.1 200");
+      assertThat(DataPlaneTest.line(in)).isEqualTo("got 11");
+      assertClosedByTheProxy(p, s, "explicit");
+    }
+  }
+}
