@@ -68,6 +68,28 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     super.handlerRemoved0(ctx);
   }
 
+  /**
+   * The client's FIN before a whole ClientHello: nothing more will come, so close now rather
+   * than at {@code timeouts.clientHello}. A connection that sent nothing at all (a load
+   * balancer's TCP probe) is not a decision and is not logged; one that sent part of a
+   * ClientHello is refused as {@code bad-request}.
+   */
+  @Override
+  public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+    if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent && !decided) {
+      decided = true;
+      Connection c = ProxyRuntime.connection(ctx.channel());
+      if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
+        c.method = "TLS";
+        c.reason = "bad-request";
+        runtime.decided(c);
+      }
+      ctx.close();
+      return;
+    }
+    super.userEventTriggered(ctx, evt);
+  }
+
   @Override
   protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
       throws Exception {

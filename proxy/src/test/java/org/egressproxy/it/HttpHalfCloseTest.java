@@ -17,8 +17,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * A client's FIN on the HTTP listeners: the proxy closes its side too - at once when nothing is
  * in flight, after the answer when a request is - rather than holding a half-closed socket (and
- * a place under the connection limits) until the idle timeout. And a FIN that arrives while a
- * CONNECT tunnel is being set up reaches the upstream after the bytes sent before it.
+ * a place under the connection limits) until the idle timeout. A FIN that arrives while a
+ * CONNECT tunnel is being set up reaches the upstream after the bytes sent before it. On
+ * {@code tls-sni}, a FIN before a whole ClientHello closes at once, not at the ClientHello
+ * timeout.
  */
 class HttpHalfCloseTest {
   static Origins origins;
@@ -38,8 +40,10 @@ class HttpHalfCloseTest {
   }
 
   ProxyFixture proxy(Path dir) {
+    // a ClientHello timeout longer than the sockets' read timeout: closing at it would fail
     return new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(httpOrigin.port,
-        httpOrigin.port, ""), httpOrigin.port, recorder.port), dir.resolve("decisions.jsonl"));
+        httpOrigin.port, "").replace("clientHello: 2s", "clientHello: 60s"),
+        httpOrigin.port, recorder.port), dir.resolve("decisions.jsonl"));
   }
 
   static String get(String listener, String host) {
@@ -109,6 +113,27 @@ class HttpHalfCloseTest {
           () -> p.metrics.activeByListener().getOrDefault(listener, 0) == 1);
       s.shutdownOutput();
       assertClosedByTheProxy(p, s, listener);
+    }
+  }
+
+  @Test
+  void aTlsSniClientThatClosesBeforeItsClientHelloIsDoneIsClosedAtOnce(@TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = proxy(dir)) {
+      try (Socket probe = DataPlaneTest.socket(p.port("tls"))) {
+        probe.shutdownOutput(); // a TCP health probe: connect, close
+        assertClosedByTheProxy(p, probe, "tls");
+      }
+      try (Socket partial = DataPlaneTest.socket(p.port("tls"))) {
+        byte[] hello = ClientHellos.records(ClientHellos.handshake("www.allowed.test",
+            java.util.List.of("h2"), 0, false), 1);
+        partial.getOutputStream().write(hello, 0, hello.length / 2);
+        partial.shutdownOutput();
+        assertClosedByTheProxy(p, partial, "tls");
+      }
+      java.util.List<String> log = p.closeAndReadLog();
+      assertThat(log).singleElement().asString().contains("\"listener\":\"tls\"")
+          .contains("\"decision\":\"deny\"").contains("\"reason\":\"bad-request\"");
     }
   }
 
