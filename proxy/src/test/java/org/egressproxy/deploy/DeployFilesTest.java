@@ -674,6 +674,11 @@ class DeployFilesTest {
         .contains("reloads");
     assertThat(exprs).anySatisfy(e -> assertThat(e).contains("by (decision, reason)"))
         .anySatisfy(e -> assertThat(e).contains("topk(").contains("decision=\"deny\""))
-        .anySatisfy(e -> assertThat(e).contains("result=\"hit\""));
+        .anySatisfy(e -> assertThat(e).contains("result=\"hit\""))
+        // policy.sources: the source label of decisions and bytes
+        .anySatisfy(e -> assertThat(e).contains("by (source, decision)")
+            .contains("egress_decisions_total"))
+        .anySatisfy(e -> assertThat(e).contains("by (source, direction)")
+            .contains("egress_bytes_total"));
   }
 }
