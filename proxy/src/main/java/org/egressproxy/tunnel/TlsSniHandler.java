@@ -37,6 +37,8 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   private final int upstreamPort;
   private int firstByte = -1;
   private boolean decided;
+  /** The client's FIN came with the ClientHello, before the tunnel was up: passed on after it. */
+  private boolean finEarly;
   private ScheduledFuture<?> timeout;
 
   public TlsSniHandler(ProxyRuntime runtime, int upstreamPort) {
@@ -72,11 +74,16 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
    * The client's FIN before a whole ClientHello: nothing more will come, so close now rather
    * than at {@code timeouts.clientHello}. A connection that sent nothing at all (a load
    * balancer's TCP probe) is not a decision and is not logged; one that sent part of a
-   * ClientHello is refused as {@code bad-request}.
+   * ClientHello is refused as {@code bad-request}. A FIN right behind a whole ClientHello waits
+   * for the tunnel and follows the ClientHello to the upstream.
    */
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
-    if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent && !decided) {
+    if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent && decided) {
+      finEarly = true;
+      return;
+    }
+    if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
       decided = true;
       Connection c = ProxyRuntime.connection(ctx.channel());
       if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
@@ -180,6 +187,10 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
         PipelineNames.SNI);
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);
+    if (finEarly) {
+      ctx.channel().pipeline()
+          .fireUserEventTriggered(io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
+    }
   }
 
   /**

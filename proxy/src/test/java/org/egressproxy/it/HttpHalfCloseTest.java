@@ -138,6 +138,21 @@ class HttpHalfCloseTest {
   }
 
   @Test
+  void aTlsSniFinRightBehindTheClientHelloFollowsItToTheUpstream(@TempDir Path dir)
+      throws Exception {
+    ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
+        recorder.port, httpOrigin.port, ""), recorder.port), dir.resolve("decisions.jsonl"));
+    try (p; Socket s = DataPlaneTest.socket(p.port("tls"))) {
+      byte[] hello = ClientHellos.records(ClientHellos.handshake("www.allowed.test",
+          java.util.List.of("h2"), 0, false), 1);
+      s.getOutputStream().write(hello);
+      s.shutdownOutput(); // at once: the FIN comes with the ClientHello
+      assertThat(DataPlaneTest.line(s.getInputStream())).isEqualTo("got " + hello.length);
+      assertClosedByTheProxy(p, s, "tls");
+    }
+  }
+
+  @Test
   void aFinDuringTunnelSetUpReachesTheUpstreamAfterTheEarlyBytes(@TempDir Path dir)
       throws Exception {
     try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port("explicit"))) {
