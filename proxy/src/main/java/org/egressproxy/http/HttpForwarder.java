@@ -210,7 +210,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     String key = d.host() + ":" + port;
     if (upstream != null && upstream.isActive() && key.equals(upstreamKey)) {
       runtime.decided(c);
-      c.upstream = upstreamAddress(upstream);
+      c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
       upstream.writeAndFlush(out);
       return;
     }
@@ -247,7 +247,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       upstream = done.getNow();
       upstreamKey = key;
-      c.upstream = upstreamAddress(upstream);
+      c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
       runtime.decided(c);
       upstream.write(out);
       HttpContent part;
@@ -270,14 +270,6 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
     }
     return uri.length();
-  }
-
-  private static String upstreamAddress(Channel ch) {
-    return ch.remoteAddress() instanceof java.net.InetSocketAddress a
-        ? (a.getAddress().getHostAddress().indexOf(':') >= 0
-            ? "[" + a.getAddress().getHostAddress() + "]" : a.getAddress().getHostAddress())
-            + ":" + a.getPort()
-        : null;
   }
 
   /** Copies headers, leaving out hop-by-hop ones and those the Connection header names. */

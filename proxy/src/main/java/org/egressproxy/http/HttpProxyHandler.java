@@ -130,6 +130,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       upstream.close();
       return;
     }
+    c.upstream = Tunnels.address(upstream); // in the decision line too
     runtime.decided(c);
     ctx.writeAndFlush(HttpResponses.connectionEstablished(ctx.alloc()));
     ctx.pipeline().remove(PipelineNames.FORWARD); // a tunnel now: no more HTTP requests

@@ -182,6 +182,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       upstream.close();
       return;
     }
+    c.upstream = Tunnels.address(upstream); // in the decision line too
     runtime.decided(c);
     Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI);

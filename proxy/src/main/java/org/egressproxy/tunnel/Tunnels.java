@@ -20,16 +20,22 @@ public final class Tunnels {
     };
   }
 
+  /** The {@code ip:port} ({@code [v6]:port}) a connected channel reaches, or null. */
+  public static String address(Channel upstream) {
+    if (upstream.remoteAddress() instanceof InetSocketAddress a && a.getAddress() != null) {
+      String ip = a.getAddress().getHostAddress();
+      return (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
+    }
+    return null;
+  }
+
   /**
    * Installs the two relay directions. The client-side relay goes {@code after} the named
    * handler (or last when null); the caller removes its one-shot handlers afterwards.
    */
   public static void join(Channel client, Channel upstream, Connection c,
       ProxyMetrics.Bytes meters, String after) {
-    if (upstream.remoteAddress() instanceof InetSocketAddress a) {
-      String ip = a.getAddress().getHostAddress();
-      c.upstream = (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
-    }
+    c.upstream = address(upstream);
     upstream.pipeline().addLast(PipelineNames.RELAY,
         new Relay(client, c, false, meters.down(), null));
     ChannelHandler toUpstream = new Relay(upstream, c, true, meters.up(), null);

@@ -397,6 +397,9 @@ class DataPlaneTest {
       List<String> log = p.closeAndReadLog();
       assertThat(log).anySatisfy(l -> assertThat(l).contains("\"event\":\"close\"")
           .contains("\"bytesUp\":20").contains("\"bytesDown\":7"));
+      // where the tunnel went is in the decision line already, not only at its close
+      assertThat(log).filteredOn(l -> l.contains("\"event\":\"decision\"")).singleElement()
+          .asString().contains("\"upstream\":\"127.0.0.1:" + recorder.port + "\"");
     }
   }
 

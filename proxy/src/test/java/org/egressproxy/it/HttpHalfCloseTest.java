@@ -150,6 +150,9 @@ class HttpHalfCloseTest {
       assertThat(DataPlaneTest.line(s.getInputStream())).isEqualTo("got " + hello.length);
       assertClosedByTheProxy(p, s, "tls");
     }
+    assertThat(p.closeAndReadLog()).filteredOn(l -> l.contains("\"event\":\"decision\""))
+        .singleElement().asString().contains("\"decision\":\"allow\"")
+        .contains("\"upstream\":\"127.0.0.1:" + recorder.port + "\"");
   }
 
   @Test
