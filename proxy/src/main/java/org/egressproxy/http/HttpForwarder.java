@@ -66,6 +66,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean informational;
   private boolean headRequest;
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
+  private boolean draining; // the proxy is stopping: close once no exchange is in flight
 
   public HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
     this.runtime = runtime;
@@ -313,6 +314,13 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
    */
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+    if (evt == org.egressproxy.net.Drain.INSTANCE) {
+      this.ctx = ctx;
+      draining = true;
+      if (exchange == null) {
+        closeWhenWritten(); // an idle keep-alive connection: the client reconnects elsewhere
+      }
+    }
     if (evt instanceof ChannelInputShutdownEvent) {
       this.ctx = ctx;
       clientDone = true;
@@ -379,8 +387,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       channelRead(ctx, next);
     }
-    if (clientDone && (exchange == null || !requestDone)) {
-      closeWhenWritten(); // the client's FIN came during the exchange: nothing more to answer
+    if (clientDone && (exchange == null || !requestDone) || draining && exchange == null) {
+      closeWhenWritten(); // the client's FIN, or the proxy's drain, came during the exchange
       return;
     }
     if (exchange == null || !requestDone) {

@@ -194,9 +194,16 @@ public final class ProxyServer implements AutoCloseable {
     };
   }
 
-  /** Closes the listening sockets: new connections are refused, open ones go on. */
+  /**
+   * Closes the listening sockets: new connections are refused, open ones go on - and are told
+   * ({@link Drain}), so that idle HTTP keep-alive connections close now instead of holding the
+   * drain to its end.
+   */
   public void stopAccepting() {
     listening.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    for (Channel ch : clients) {
+      ch.eventLoop().execute(() -> ch.pipeline().fireUserEventTriggered(Drain.INSTANCE));
+    }
   }
 
   /**

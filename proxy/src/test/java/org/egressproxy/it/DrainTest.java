@@ -1,0 +1,67 @@
+package org.egressproxy.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Draining (SIGTERM): idle HTTP keep-alive connections close at once - they would otherwise hold
+ * the drain to its end - while a tunnel goes on working until it ends.
+ */
+class DrainTest {
+  static Origins origins;
+  static Origins.Origin httpOrigin;
+  static Origins.Origin echo;
+
+  @BeforeAll
+  static void start() {
+    origins = new Origins();
+    httpOrigin = origins.http();
+    echo = origins.echo();
+  }
+
+  @AfterAll
+  static void stop() {
+    origins.close();
+  }
+
+  @Test
+  void idleKeepAliveConnectionsCloseAndTunnelsGoOn(@TempDir Path dir) throws Exception {
+    try (ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
+            httpOrigin.port, httpOrigin.port, ""), httpOrigin.port, echo.port),
+            dir.resolve("decisions.jsonl"));
+        Socket idleProxy = DataPlaneTest.socket(p.port("explicit"));
+        Socket idleHost = DataPlaneTest.socket(p.port("http"));
+        Socket tunnel = DataPlaneTest.socket(p.port("explicit"))) {
+      idleProxy.getOutputStream().write(("GET http://www.allowed.test:" + httpOrigin.port
+          + "/x HTTP/1.1\r\nHost: www.allowed.test:" + httpOrigin.port + "\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII));
+      assertThat(DataPlaneTest.readResponse(idleProxy.getInputStream())).startsWith("200|");
+      idleHost.getOutputStream().write("GET /y HTTP/1.1\r\nHost: www.allowed.test\r\n\r\n"
+          .getBytes(StandardCharsets.US_ASCII));
+      assertThat(DataPlaneTest.readResponse(idleHost.getInputStream())).startsWith("200|");
+      assertThat(DataPlaneTest.connect(tunnel, "www.allowed.test:" + echo.port))
+          .contains(" 200 ");
+
+      p.server.stopAccepting();
+
+      assertThat(idleProxy.getInputStream().read()).as("idle http-proxy connection closed")
+          .isEqualTo(-1);
+      assertThat(idleHost.getInputStream().read()).as("idle http-host connection closed")
+          .isEqualTo(-1);
+      // the tunnel is still there and still carries bytes; it alone holds the drain
+      tunnel.getOutputStream().write("ping\n".getBytes(StandardCharsets.US_ASCII));
+      assertThat(DataPlaneTest.line(tunnel.getInputStream())).isEqualTo("ping");
+      assertThat(p.server.awaitDrained(Duration.ofMillis(300), () -> false)).isEqualTo(1);
+      tunnel.close();
+      assertThat(p.server.awaitDrained(Duration.ofSeconds(5), () -> false)).isZero();
+    }
+  }
+}
