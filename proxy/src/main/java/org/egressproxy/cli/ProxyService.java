@@ -51,6 +51,8 @@ final class ProxyService {
   private Decider decider;
   private ProxyMetrics metrics;
   private volatile Status.Reload lastReload;
+  /** The configuration the listeners, timeouts, limits, ... were set up from at start. */
+  private Config running;
 
   ProxyService(Path configFile, PrintWriter out, PrintWriter err) {
     this.configFile = configFile;
@@ -71,6 +73,7 @@ final class ProxyService {
       return Main.CONFIG_ERROR;
     }
     Config config = loaded.config();
+    running = config;
     decider = new Decider(loaded.sources(), config.cacheMaxEntries());
     say(describe(loaded.sources()) + " from " + config.file());
     metrics = new ProxyMetrics();
@@ -219,8 +222,17 @@ final class ProxyService {
       CommonOptions.printWarnings(next.problems(), err);
       decider.install(next.sources());
       metrics.reload(true);
-      lastReload = new Status.Reload(java.time.Instant.now(), why, true,
+      List<String> notes = new ArrayList<>(
           next.problems().warnings().stream().map(Object::toString).toList());
+      List<String> restartOnly = running.restartOnlyChanges(next.config());
+      if (!restartOnly.isEmpty()) {
+        String line = configFile + ": " + String.join(", ", restartOnly) + " changed; a reload"
+            + " applies the policy only: restart the proxy for the rest";
+        notes.add(line);
+        err.println("egress-proxy: " + line);
+        err.flush();
+      }
+      lastReload = new Status.Reload(java.time.Instant.now(), why, true, notes);
       say("reloaded (" + why + "): " + describe(next.sources()));
     } catch (ConfigException e) {
       metrics.reload(false);
@@ -238,8 +250,8 @@ final class ProxyService {
    * have been quiet for half a second (editors write in several steps). Any event in a watched
    * directory leads to a look at the files themselves, through their links: a Kubernetes
    * ConfigMap mounted as a directory changes by swapping its {@code ..data} link, and the
-   * files' own names never appear in an event. A reload happens when what the files resolve to,
-   * their sizes or times changed.
+   * files' own names never appear in an event. A reload happens when where the files' links
+   * lead or what they hold changed.
    */
   private Thread watch(Config config) {
     if (configFile == null) {
@@ -262,8 +274,9 @@ final class ProxyService {
       err.println("egress-proxy: not watching the configuration for changes: " + e);
       return null;
     }
+    Map<Path, String> atStart = fingerprint(abs, catalogDirs); // before "ready."
     Thread t = new Thread(() -> {
-      Map<Path, String> seen = fingerprint(abs, catalogDirs);
+      Map<Path, String> seen = atStart;
       try (ws) {
         while (!Thread.currentThread().isInterrupted()) {
           WatchKey key = ws.take();
@@ -288,7 +301,7 @@ final class ProxyService {
 
   /**
    * The configuration file and every {@code *.yaml} in the catalog directories, each as where
-   * its links lead, its size and its modification time ("missing" when it cannot be read).
+   * its links lead and the SHA-256 of its bytes ("missing" when it cannot be read).
    */
   static Map<Path, String> fingerprint(Path configFile, List<Path> catalogDirs) {
     Map<Path, String> out = new java.util.TreeMap<>();
@@ -307,14 +320,15 @@ final class ProxyService {
 
   private static String fileFingerprint(Path f) {
     try {
-      java.nio.file.attribute.BasicFileAttributes a = Files.readAttributes(f,
-          java.nio.file.attribute.BasicFileAttributes.class);
-      return f.toRealPath() + " " + a.size() + " " + a.lastModifiedTime().toMillis() + " "
-          + a.fileKey();
+      return f.toRealPath() + " " + java.util.HexFormat.of().formatHex(
+          java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(f)));
     } catch (IOException e) {
       return "missing";
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e); // every JDK has SHA-256
     }
   }
+
 
   private void printProblems(ConfigException e) {
     for (Problems.Problem p : e.problems().all()) {

@@ -40,6 +40,38 @@ public record Config(
   public record ParentProxy(String scheme, String host, int port, List<String> noProxy,
       SourceRef at) {}
 
+  /**
+   * The keys whose values differ between this (running) configuration and {@code next} but that
+   * a reload does not apply: everything outside {@code variables} and {@code policy}, which the
+   * proxy reads once, at start. Empty when only the policy changed.
+   */
+  public List<String> restartOnlyChanges(Config next) {
+    List<String> changed = new java.util.ArrayList<>();
+    java.util.function.Function<List<Listener>, List<Listener>> noLines = ls -> ls.stream()
+        .map(l -> new Listener(l.name(), l.mode(), l.bind(), l.upstreamPort(), l.tls(),
+            l.transparent(), null)).toList();
+    java.util.function.Function<ParentProxy, ParentProxy> noLine = p -> p == null ? null
+        : new ParentProxy(p.scheme(), p.host(), p.port(), p.noProxy(), null);
+    check(changed, "listeners", noLines.apply(listeners), noLines.apply(next.listeners));
+    check(changed, "admin", adminBind, next.adminBind);
+    check(changed, "resolver.hosts", resolverHosts, next.resolverHosts);
+    check(changed, "resolver.servers", resolverServers, next.resolverServers);
+    check(changed, "decisionLog", decisionLogPath, next.decisionLogPath);
+    check(changed, "cache", cacheMaxEntries, next.cacheMaxEntries);
+    check(changed, "timeouts", timeouts, next.timeouts);
+    check(changed, "tunnel", tunnel, next.tunnel);
+    check(changed, "shutdown", shutdownDrain, next.shutdownDrain);
+    check(changed, "upstream", noLine.apply(parentProxy), noLine.apply(next.parentProxy));
+    check(changed, "limits", limits, next.limits);
+    return changed;
+  }
+
+  private static void check(List<String> changed, String key, Object running, Object next) {
+    if (!java.util.Objects.equals(running, next)) {
+      changed.add(key);
+    }
+  }
+
   public static final Duration DEFAULT_SHUTDOWN_DRAIN = Duration.ofSeconds(30);
 
   public static final int DEFAULT_CACHE_MAX_ENTRIES = 100_000;

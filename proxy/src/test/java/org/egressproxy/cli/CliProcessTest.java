@@ -183,6 +183,11 @@ public class CliProcessTest {
       Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n    - allow: b.test\n"
           + "    - allow: c.test\n");
       assertThat(await(out, "reloaded (file changed)")).contains("3 rules");
+      // a key the reload cannot apply is named rather than passed over
+      Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n"
+          + "timeouts: {idle: 5m}\n");
+      assertThat(await(out, "changed; a reload applies the policy only"))
+          .contains("timeouts changed");
       signal(p, "TERM");
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
     } finally {
