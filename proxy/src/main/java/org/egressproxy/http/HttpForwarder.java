@@ -243,7 +243,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         discarding = !requestDone;
         refuseLogged(ctx, c, r.status(), r.phrase(), "egress-proxy: " + c.method + " " + d
             + " failed: " + done.cause().getMessage());
-        ctx.channel().config().setAutoRead(true);
+        exchangeDone(); // pipelined requests next, or the close a FIN or the drain asked for
         return;
       }
       upstream = done.getNow();

@@ -46,6 +46,9 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       finEarly = true; // the relay passes it on once the tunnel is up
       return;
     }
+    if (tunnelling && evt == org.egressproxy.net.Drain.INSTANCE) {
+      return; // a tunnel being set up drains like the others, not like an idle HTTP connection
+    }
     ctx.fireUserEventTriggered(evt);
   }
 

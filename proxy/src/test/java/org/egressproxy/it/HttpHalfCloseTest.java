@@ -92,6 +92,29 @@ class HttpHalfCloseTest {
     }
   }
 
+  /** The FIN comes while the name is still being resolved (a silent name server). */
+  @ParameterizedTest
+  @ValueSource(strings = {"explicit", "http"})
+  void aFinBehindARequestWhoseUpstreamFailsClosesAfterTheRefusal(String listener,
+      @TempDir Path dir) throws Exception {
+    try (TestDns silent = new TestDns(java.util.Map.of(), true)) {
+      ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
+          httpOrigin.port, httpOrigin.port, "").replace("servers: [\"127.0.0.1:9\"]",
+          "servers: [\"" + silent.address() + "\"]"), httpOrigin.port),
+          dir.resolve("decisions.jsonl"));
+      try (p; Socket s = DataPlaneTest.socket(p.port(listener))) {
+        String name = "unresolved.allowed.test";
+        String target = listener.equals("explicit")
+            ? "http://" + name + ":" + httpOrigin.port + "/x" : "/x";
+        String host = listener.equals("explicit") ? name + ":" + httpOrigin.port : name;
+        write(s, "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+        s.shutdownOutput(); // while the lookup waits for timeouts.dns
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|");
+        assertClosedByTheProxy(p, s, listener);
+      }
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"explicit", "http"})
   void aFinAfterARefusalClosesTheConnection(String listener, @TempDir Path dir)
