@@ -75,12 +75,12 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       return; // refused by a limit: never counted, never passed on
     }
     runtime.limits().release(clientIp);
-    if (meters != null) {
-      meters.active.decrementAndGet();
-    }
     Connection c = ProxyRuntime.connection(ctx.channel());
     if (c != null && c.countedSource != null) {
       runtime.limits().releaseSource(c.countedSource);
+    }
+    if (meters != null) {
+      meters.active.decrementAndGet(); // last: a connection no longer counted holds no place
     }
     if (c != null && c.upstream != null && c.decision != null && c.decision.forward()
         && c.reason == null) {

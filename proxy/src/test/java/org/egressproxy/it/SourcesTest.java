@@ -255,13 +255,12 @@ class SourcesTest {
         first.shutdownOutput(); // the recorder answers and closes: the tunnel ends
         assertThat(DataPlaneTest.line(first.getInputStream())).isEqualTo("got 0");
         first.close();
-        DataPlaneTest.await("a freed place in source nodes", () -> {
-          try (Socket again = from("127.0.0.2", port)) {
-            return status(connect(again, "nodes.allowed.test:" + t, null)).contains(" 200 ");
-          } catch (IOException e) {
-            return false;
-          }
-        });
+        // once the proxy has closed it (only `second` open), its place is free
+        DataPlaneTest.await("the first tunnel closed by the proxy",
+            () -> p.metrics.activeByListener().getOrDefault("explicit", 0) == 1);
+        try (Socket again = from("127.0.0.2", port)) {
+          assertThat(status(connect(again, "nodes.allowed.test:" + t, null))).contains(" 200 ");
+        }
       }
       assertThat(p.metrics.scrape()).contains(
           "egress_limit_rejections_total{limit=\"source\",listener=\"explicit\"} 1.0");
