@@ -28,6 +28,11 @@ public interface Status {
   /** The most denied destinations since start. */
   List<Map.Entry<String, Long>> topDenied(int n);
 
-  /** One reload's outcome; {@code errors} as FILE:LINE: message lines. */
-  record Reload(Instant at, String trigger, boolean ok, List<String> errors) {}
+  /**
+   * One reload's outcome: {@code errors} (a failed reload) and {@code warnings} (a reload that
+   * worked but has something to say, such as keys that need a restart), as FILE:LINE: message
+   * lines.
+   */
+  record Reload(Instant at, String trigger, boolean ok, List<String> errors,
+      List<String> warnings) {}
 }

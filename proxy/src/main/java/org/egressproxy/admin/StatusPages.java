@@ -61,7 +61,8 @@ final class StatusPages {
       sb.append("{\"at\":").append(Json.quote(r.at().toString()))
           .append(",\"trigger\":").append(Json.quote(r.trigger()))
           .append(",\"result\":").append(r.ok() ? "\"ok\"" : "\"error\"")
-          .append(",\"errors\":").append(list(r.errors())).append('}');
+          .append(",\"errors\":").append(list(r.errors()))
+          .append(",\"warnings\":").append(list(r.warnings())).append('}');
     }
     return sb.append("}\n").toString();
   }
@@ -95,6 +96,11 @@ final class StatusPages {
       if (!r.errors().isEmpty()) {
         sb.append("<pre class=\"err\">");
         r.errors().forEach(e -> sb.append(esc(e)).append('\n'));
+        sb.append("</pre>");
+      }
+      if (!r.warnings().isEmpty()) {
+        sb.append("<p>Warnings:</p><pre>");
+        r.warnings().forEach(w -> sb.append(esc(w)).append('\n'));
         sb.append("</pre>");
       }
     }

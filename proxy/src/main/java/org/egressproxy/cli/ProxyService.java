@@ -232,12 +232,13 @@ final class ProxyService {
         err.println("egress-proxy: " + line);
         err.flush();
       }
-      lastReload = new Status.Reload(java.time.Instant.now(), why, true, notes);
+      lastReload = new Status.Reload(java.time.Instant.now(), why, true, List.of(), notes);
       say("reloaded (" + why + "): " + describe(next.sources()));
     } catch (ConfigException e) {
       metrics.reload(false);
       lastReload = new Status.Reload(java.time.Instant.now(), why, false,
-          e.problems().all().stream().map(Object::toString).toList());
+          e.problems().errors().stream().map(Object::toString).toList(),
+          e.problems().warnings().stream().map(Object::toString).toList());
       printProblems(e);
       err.println("egress-proxy: reload failed (" + why + "); still serving policy generation "
           + decider.policy().generation());

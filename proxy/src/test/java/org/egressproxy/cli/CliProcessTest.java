@@ -164,6 +164,16 @@ public class CliProcessTest {
           .contains("\"result\":\"error\"").contains("proxy.yaml:5:");
       assertThat(get.apply("/metrics").body())
           .contains("egress_config_reloads_total{result=\"error\"} 1.0");
+      // A reload that works but cannot apply everything: a warning, not an error.
+      Files.writeString(config, "admin:\n  bind: 127.0.0.1:" + port + "\n"
+          + "policy:\n  rules:\n    - allow: a.test\n    - allow: c.test\n");
+      signal(p, "HUP");
+      await(out, "reloaded");
+      assertThat(get.apply("/policy").body()).contains("\"result\":\"ok\"")
+          .contains("\"errors\":[]").contains("\"warnings\":[\"")
+          .contains("listeners changed; a reload applies the policy only");
+      assertThat(get.apply("/").body()).contains("Warnings:")
+          .contains("listeners changed; a reload applies the policy only");
       signal(p, "TERM");
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
       assertThat(p.exitValue()).isZero();
