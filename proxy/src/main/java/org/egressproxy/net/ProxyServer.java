@@ -6,6 +6,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.timeout.IdleStateHandler;
@@ -113,14 +114,14 @@ public final class ProxyServer implements AutoCloseable {
         }
         // TPROXY hands this socket connections addressed to other hosts; the kernel lets a
         // socket take them only with IP_TRANSPARENT (which needs CAP_NET_ADMIN or CAP_NET_RAW).
-        b.option(transport.ipTransparent(), true);
+        b.option(EpollChannelOption.IP_TRANSPARENT, true);
       }
       InetSocketAddress addr = new InetSocketAddress(
           org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());
       try {
         Channel ch = b.bind(addr).sync().channel();
         listening.add(ch);
-        if (l.transparent() && !ch.config().getOption(transport.ipTransparent())) {
+        if (l.transparent() && !ch.config().getOption(EpollChannelOption.IP_TRANSPARENT)) {
           // Netty only logs a channel option it could not set
           throw new java.io.IOException("IP_TRANSPARENT could not be set on the socket (it needs"
               + " CAP_NET_ADMIN or CAP_NET_RAW)");

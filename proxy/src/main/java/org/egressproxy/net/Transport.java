@@ -1,11 +1,9 @@
 package org.egressproxy.net;
 
-import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -19,7 +17,11 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
 
-/** Netty's native epoll transport where it loads, NIO otherwise. */
+/**
+ * Netty's native epoll transport where it loads, NIO otherwise. {@code fallbackReason}: a line
+ * for the operator (said once at start) when this is not the transport asked for or the best
+ * one, else null.
+ */
 public record Transport(
     String name,
     IoHandlerFactory ioHandlerFactory,
@@ -27,8 +29,6 @@ public record Transport(
     Class<? extends SocketChannel> socketChannel,
     Class<? extends DatagramChannel> datagramChannel,
     String fallbackReason) {
-  // fallbackReason: a line for the operator when this is not the transport asked for or the
-  // best one (said once at start), else null
 
   /**
    * Epoll when available, else NIO; {@code -Degress.transport=nio} (or {@code
@@ -58,14 +58,9 @@ public record Transport(
         NioSocketChannel.class, NioDatagramChannel.class, why);
   }
 
-  /** The IP_TRANSPARENT channel option of this transport (epoll), or null (NIO). */
-  public ChannelOption<Boolean> ipTransparent() {
-    return "epoll".equals(name) ? EpollChannelOption.IP_TRANSPARENT : null;
-  }
-
   /** Whether listeners can be transparent (IP_TRANSPARENT is an epoll channel option). */
   public boolean transparentCapable() {
-    return ipTransparent() != null;
+    return EpollServerSocketChannel.class.equals(serverChannel);
   }
 
   public EventLoopGroup newGroup(int threads, String threadName) {
