@@ -33,8 +33,6 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
   /** Bytes the client sent after CONNECT, before the tunnel is up: passed on, in order. */
   private final ArrayDeque<ByteBuf> early = new ArrayDeque<>();
   private boolean tunnelling;
-  /** The client's FIN came while the tunnel was being set up: passed on after the early bytes. */
-  private boolean finEarly;
 
   public HttpProxyHandler(ProxyRuntime runtime) {
     this.runtime = runtime;
@@ -42,12 +40,11 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
 
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-    if (tunnelling && evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
-      finEarly = true; // the relay passes it on once the tunnel is up
+    if (tunnelling && (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent
+        || evt == org.egressproxy.net.Drain.INSTANCE)) {
+      // A tunnel being set up: not for the HTTP handlers behind. Tunnels.join passes a FIN on
+      // to the relay; a drain leaves tunnels to end by themselves.
       return;
-    }
-    if (tunnelling && evt == org.egressproxy.net.Drain.INSTANCE) {
-      return; // a tunnel being set up drains like the others, not like an idle HTTP connection
     }
     ctx.fireUserEventTriggered(evt);
   }
@@ -143,10 +140,6 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
         PipelineNames.SNI_CHECK);
     while (!early.isEmpty()) {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
-    }
-    if (finEarly) {
-      ctx.fireChannelReadComplete();
-      ctx.fireUserEventTriggered(io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
     }
     ctx.pipeline().remove(this);
     ctx.channel().config().setAutoRead(true);

@@ -85,8 +85,11 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof ChannelInputShutdownEvent) {
-      // Answers may still have to be written to this side: keep it in epoll (Netty 4.2.18).
-      io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
+      if (!up) {
+        // The upstream's FIN; bytes may still have to go to it: keep it in epoll (Netty
+        // 4.2.18). The client side gets the same from ConnectionTracker.
+        io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
+      }
       // FIN from this side: pass it on once what we relayed is written.
       if (peer instanceof DuplexChannel duplex && peer.isActive()) {
         boolean bothDone = ctx.channel() instanceof DuplexChannel self && self.isOutputShutdown();

@@ -37,8 +37,6 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   private final int upstreamPort;
   private int firstByte = -1;
   private boolean decided;
-  /** The client's FIN came with the ClientHello, before the tunnel was up: passed on after it. */
-  private boolean finEarly;
   private ScheduledFuture<?> timeout;
 
   public TlsSniHandler(ProxyRuntime runtime, int upstreamPort) {
@@ -74,13 +72,12 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
    * The client's FIN before a whole ClientHello: nothing more will come, so close now rather
    * than at {@code timeouts.clientHello}. A connection that sent nothing at all (a load
    * balancer's TCP probe) is not a decision and is not logged; one that sent part of a
-   * ClientHello is refused as {@code bad-request}. A FIN right behind a whole ClientHello waits
-   * for the tunnel and follows the ClientHello to the upstream.
+   * ClientHello is refused as {@code bad-request}. A FIN right behind a whole ClientHello is
+   * held back here; {@link Tunnels#join} passes it to the relay after the ClientHello.
    */
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
     if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent && decided) {
-      finEarly = true;
       return;
     }
     if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
@@ -188,10 +185,6 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
         PipelineNames.SNI);
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);
-    if (finEarly) {
-      ctx.channel().pipeline()
-          .fireUserEventTriggered(io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
-    }
   }
 
   /**

@@ -3,6 +3,8 @@ package org.egressproxy.tunnel;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
 import java.net.InetSocketAddress;
 import org.egressproxy.log.Connection;
 import org.egressproxy.metrics.ProxyMetrics;
@@ -43,6 +45,12 @@ public final class Tunnels {
       client.pipeline().addLast(PipelineNames.RELAY, toUpstream);
     } else {
       client.pipeline().addAfter(after, PipelineNames.RELAY, toUpstream);
+    }
+    if (client instanceof DuplexChannel d && d.isInputShutdown()) {
+      // The client's FIN came while the tunnel was being set up (the set-up handlers hold it
+      // back): pass it on once the caller has handed over the bytes that came before it.
+      client.eventLoop().execute(() -> client.pipeline()
+          .fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE));
     }
   }
 }
