@@ -12,6 +12,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -67,13 +68,15 @@ class HttpHalfCloseTest {
         () -> p.metrics.activeByListener().getOrDefault(listener, 0) == 0);
   }
 
+  /** After an answer, forwarded or a refusal. */
   @ParameterizedTest
-  @ValueSource(strings = {"explicit", "http"})
-  void aFinAfterAnAnswerClosesTheConnection(String listener, @TempDir Path dir)
-      throws Exception {
+  @CsvSource({"explicit, www.allowed.test, 200", "http, www.allowed.test, 200",
+      "explicit, evil.example, 403", "http, evil.example, 403"})
+  void aFinAfterAnAnswerClosesTheConnection(String listener, String host, String status,
+      @TempDir Path dir) throws Exception {
     try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
-      write(s, get(listener, "www.allowed.test"));
-      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|");
+      write(s, get(listener, host));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith(status + "|");
       s.shutdownOutput();
       assertClosedByTheProxy(p, s, listener);
     }
@@ -103,27 +106,11 @@ class HttpHalfCloseTest {
           "servers: [\"" + silent.address() + "\"]"), httpOrigin.port),
           dir.resolve("decisions.jsonl"));
       try (p; Socket s = DataPlaneTest.socket(p.port(listener))) {
-        String name = "unresolved.allowed.test";
-        String target = listener.equals("explicit")
-            ? "http://" + name + ":" + httpOrigin.port + "/x" : "/x";
-        String host = listener.equals("explicit") ? name + ":" + httpOrigin.port : name;
-        write(s, "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+        write(s, get(listener, "unresolved.allowed.test"));
         s.shutdownOutput(); // while the lookup waits for timeouts.dns
         assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|");
         assertClosedByTheProxy(p, s, listener);
       }
-    }
-  }
-
-  @ParameterizedTest
-  @ValueSource(strings = {"explicit", "http"})
-  void aFinAfterARefusalClosesTheConnection(String listener, @TempDir Path dir)
-      throws Exception {
-    try (ProxyFixture p = proxy(dir); Socket s = DataPlaneTest.socket(p.port(listener))) {
-      write(s, get(listener, "evil.example"));
-      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("403|");
-      s.shutdownOutput();
-      assertClosedByTheProxy(p, s, listener);
     }
   }
 
