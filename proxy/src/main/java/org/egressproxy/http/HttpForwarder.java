@@ -307,28 +307,31 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   }
 
   /**
-   * The client's FIN. Nothing more will come, so the connection closes: now when no exchange is
-   * in flight (after what was written, a refusal say, is out), else once the answer in flight
-   * has been written - a client may half-close and still wait for it. A request cut short by the
-   * FIN never completes: closed at once.
+   * The client's FIN, or the proxy's drain: the connection closes once nothing is left to
+   * answer ({@link #nothingLeftToAnswer}) - at once if that is now, else when the exchange in
+   * flight ends (a client may half-close and still wait for its answer).
    */
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-    if (evt == org.egressproxy.net.Drain.INSTANCE) {
+    boolean fin = evt instanceof ChannelInputShutdownEvent;
+    if (fin || evt == org.egressproxy.net.Drain.INSTANCE) {
       this.ctx = ctx;
-      draining = true;
-      if (exchange == null) {
-        closeWhenWritten(); // an idle keep-alive connection: the client reconnects elsewhere
-      }
-    }
-    if (evt instanceof ChannelInputShutdownEvent) {
-      this.ctx = ctx;
-      clientDone = true;
-      if (exchange == null || !requestDone) {
+      clientDone |= fin;
+      draining |= !fin;
+      if (nothingLeftToAnswer()) {
         closeWhenWritten();
       }
     }
     ctx.fireUserEventTriggered(evt);
+  }
+
+  /**
+   * After the client's FIN: no exchange in flight, or a request the FIN cut short (it never
+   * completes). While draining: no exchange in flight (an idle keep-alive connection; its
+   * client reconnects elsewhere).
+   */
+  private boolean nothingLeftToAnswer() {
+    return clientDone && (exchange == null || !requestDone) || draining && exchange == null;
   }
 
   private void closeWhenWritten() {
@@ -387,7 +390,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       channelRead(ctx, next);
     }
-    if (clientDone && (exchange == null || !requestDone) || draining && exchange == null) {
+    if (nothingLeftToAnswer()) {
       closeWhenWritten(); // the client's FIN, or the proxy's drain, came during the exchange
       return;
     }
