@@ -77,10 +77,10 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
    */
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
-    if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent && decided) {
-      return;
-    }
     if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
+      if (decided) {
+        return; // decided or refused already; an allowed tunnel gets the FIN from join
+      }
       decided = true;
       Connection c = ProxyRuntime.connection(ctx.channel());
       if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
