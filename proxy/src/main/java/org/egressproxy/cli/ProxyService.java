@@ -16,6 +16,7 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.egressproxy.admin.AdminServer;
 import org.egressproxy.admin.Status;
@@ -276,18 +277,29 @@ final class ProxyService {
       return null;
     }
     Map<Path, String> atStart = fingerprint(abs, catalogDirs); // before "ready."
+    Set<Path> catalogSet = new HashSet<>(catalogDirs);
     Thread t = new Thread(() -> {
       Map<Path, String> seen = atStart;
       try (ws) {
         while (!Thread.currentThread().isInterrupted()) {
-          WatchKey key = ws.take();
-          do {
-            key.pollEvents();
-            key.reset();
-          } while ((key = ws.poll(500, java.util.concurrent.TimeUnit.MILLISECONDS)) != null);
-          Map<Path, String> now = fingerprint(abs, catalogDirs);
-          if (!now.equals(seen)) {
-            seen = now;
+          if (!concernsUs(ws.take(), abs, catalogSet)) {
+            continue;
+          }
+          // Quiet for half a second among the events that concern us (never more than 5 s in
+          // all): a decision log written in the same directory neither starts nor delays this.
+          long last = System.nanoTime();
+          long giveUp = last + TimeUnit.SECONDS.toNanos(5);
+          long now;
+          while ((now = System.nanoTime()) < Math.min(last + QUIET_NANOS, giveUp)) {
+            WatchKey key = ws.poll(Math.min(last + QUIET_NANOS, giveUp) - now,
+                TimeUnit.NANOSECONDS);
+            if (key != null && concernsUs(key, abs, catalogSet)) {
+              last = System.nanoTime();
+            }
+          }
+          Map<Path, String> current = fingerprint(abs, catalogDirs);
+          if (!current.equals(seen)) {
+            seen = current;
             reloads.execute(() -> reload("file changed"));
           }
         }
@@ -298,6 +310,31 @@ final class ProxyService {
     t.setDaemon(true);
     t.start();
     return t;
+  }
+
+  private static final long QUIET_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
+
+  /**
+   * Takes a key's events and re-arms it; true when one of them may concern the configuration:
+   * anything but a plain file that is neither the configuration file nor a catalog. So links
+   * and directories count (a ConfigMap's {@code ..data} swap, a {@code current} link), and so do
+   * names that are gone; the decision log, an editor's swap file or a rotated log do not.
+   */
+  static boolean concernsUs(WatchKey key, Path configFile, Set<Path> catalogDirs) {
+    Path dir = (Path) key.watchable();
+    boolean concerns = false;
+    for (java.nio.file.WatchEvent<?> e : key.pollEvents()) {
+      if (!(e.context() instanceof Path name)) {
+        concerns = true; // OVERFLOW: events were lost
+        continue;
+      }
+      Path file = dir.resolve(name);
+      boolean ours = file.equals(configFile)
+          || catalogDirs.contains(dir) && name.toString().endsWith(".yaml");
+      concerns |= ours || !Files.isRegularFile(file, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    }
+    key.reset();
+    return concerns;
   }
 
   /**

@@ -9,12 +9,14 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -201,6 +203,45 @@ public class CliProcessTest {
       signal(p, "TERM");
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
     } finally {
+      p.destroyForcibly();
+    }
+  }
+
+  /**
+   * The decision log in the configuration's directory: it is written all the time, and those
+   * writes used to keep the watcher waiting for a quiet half second that never came, so a
+   * change of the configuration was never reloaded.
+   */
+  @Test
+  void aFileWrittenAllTheTimeBesideTheConfigDoesNotHoldBackItsReload(@TempDir Path dir)
+      throws Exception {
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n");
+    Process p = java(dir, "run", "--config", config.toString()).start();
+    AtomicBoolean writing = new AtomicBoolean(true);
+    Thread noise = new Thread(() -> {
+      Path log = dir.resolve("decisions.jsonl");
+      for (int i = 0; i < 1_000 && writing.get(); i++) { // at most 50 s
+        try {
+          Files.writeString(log, "{\"event\":\"decision\"}\n", StandardOpenOption.CREATE,
+              StandardOpenOption.APPEND);
+          Thread.sleep(50);
+        } catch (IOException | InterruptedException e) {
+          return;
+        }
+      }
+    });
+    try {
+      BlockingQueue<String> out = lines(p);
+      await(out, "ready.");
+      noise.start();
+      Files.writeString(config, "policy:\n  rules:\n    - allow: a.test\n    - allow: b.test\n");
+      assertThat(await(out, "reloaded (file changed)")).contains("2 rules");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    } finally {
+      writing.set(false);
+      noise.join(5_000);
       p.destroyForcibly();
     }
   }
