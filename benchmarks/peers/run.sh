@@ -418,6 +418,19 @@ load_args() { # workload peer -> PeerLoad --via/--addr/--target
   esac
 }
 jnum() { jq -r ".$1" <<< "$2"; }
+peer_pid() { # peer -> the process whose CPU time it costs (the origin's is not counted)
+  case $1 in
+    direct) echo "" ;; ours) echo "$PID_ours" ;; base) echo "$PID_base" ;; squid) echo "$PID_squid" ;;
+    haproxy|haproxy-splice) echo "$PID_haproxy" ;; nginx) echo "$PID_nginx" ;;
+  esac
+}
+cpu_ticks() { # pid: user + system clock ticks of it and its descendants (nginx's, Squid's workers)
+  local t=0 p c
+  for p in $1 $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    c=$(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$p"/stat 2>/dev/null) && t=$((t + ${c:-0}))
+  done
+  echo $t
+}
 
 run_w1() { # peer round
   local r; r=$("${LOAD[@]}" bulk $(load_args W1 "$1") --path /big --seconds "$BULK_S" \
@@ -426,17 +439,25 @@ run_w1() { # peer round
   log "W1 $1 round $2: $r"
 }
 run_w2() {
+  local pids; pids=$(peer_pid "$1")
   local r; r=$("${LOAD[@]}" short $(load_args W2 "$1") --path /small --concurrency 32 \
-    --seconds "$SHORT_S" --warmup "$LOAD_WARM")
+    --seconds "$SHORT_S" --warmup "$LOAD_WARM" ${pids:+--pids "$pids"})
   if [ "$2" -ge 0 ]; then
     for m in connsPerSec p50ms p99ms failed; do record W2 "$1" "$2" $m "$(jnum $m "$r")"; done
+    [ -n "$pids" ] && record W2 "$1" "$2" cpuUs "$(jnum cpuUsPerConn "$r")"
   fi
   log "W2 $1 round $2: $r"
 }
 wrk_run() { # workload peer round -- wrk args
   local w=$1 peer=$2 round=$3; shift 4
+  local pid t0 total; pid=$(peer_pid "$peer"); [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
   local out; out=$(wrk -t1 -c32 -d"${WRK_S}s" --latency "$@" 2>&1)
   local rps p99 errors
+  total=$(awk '/requests in/ {print $1}' <<< "$out")
+  if [ -n "$pid" ] && [ "${total:-0}" -gt 0 ] && [ "$round" -ge 0 ]; then
+    record "$w" "$peer" "$round" cpuUs "$(awk -v t=$(( $(cpu_ticks "$pid") - t0 )) -v n="$total" \
+      'BEGIN {printf "%.1f", t * 10000 / n}')" # 100 ticks a second: 10,000 us a tick
+  fi
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<< "$out")
   p99=$(awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
     print (u=="us") ? v/1000 : (u=="s") ? v*1000 : v}' <<< "$out")
@@ -547,13 +568,14 @@ label() { # workload peer
 }
 wrk_table() { # workload unit peers...: the wrk figures of one workload
   local w=$1 unit=$2; shift 2
-  echo "| peer | $unit | ratio to direct | p99 ms | errors |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| peer | $unit | ratio to direct | p99 ms | peer's CPU µs per ${unit%s/s} | errors |"
+  echo "|---|---:|---:|---:|---:|---:|"
   local d v p; d=$(median "$w" direct rps)
   for p in "$@"; do
     has "$w" "$p" || continue
     v=$(median "$w" "$p" rps)
     echo "| $(label "$w" "$p") | $(fmt "$v") | $(ratio "$v" "$d") | $(fmt "$(median "$w" "$p" p99ms)" 2) |" \
+      "$(fmt "$(median "$w" "$p" cpuUs)" 1) |" \
       "$(awk -F'\t' -v w="$w" -v p="$p" '$1==w && $2==p && $4=="errors" {s+=$5} END {print s+0}' "$RESULTS") |"
   done
 }
@@ -576,6 +598,10 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
     "$ROUNDS round(s) per workload$([ "$WARMUP" = 1 ] && echo ' after a warm-up round'), the peers' order rotated" \
     "each round; medians, and ratios of medians to the direct row. egress-proxy's decision log was on:" \
     "$DECISIONS lines written."
+  echo "- Peer's CPU: the user and system time of the peer's processes (and their children) during" \
+    "a measurement, divided by the connections or requests it served; steadier than the rates here," \
+    "where the load and the origin take their share of the same cores. For HAProxy, one process" \
+    "serves every HAProxy row."
   echo
   if ran W1; then
   echo "### W1 bulk: one connection downloading /big repeatedly for ${BULK_S} s"
@@ -593,14 +619,14 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   if ran W2; then
   echo "### W2 short tunnels: [CONNECT → 200 →] GET /small → close, 32 concurrent, ${SHORT_S} s"
   echo
-  echo "| peer | connections/s | ratio to direct | p50 ms | p99 ms | failed |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| peer | connections/s | ratio to direct | p50 ms | p99 ms | peer's CPU µs per connection | failed |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   d=$(median W2 direct connsPerSec)
   for p in direct ours $BASEP squid haproxy haproxy-splice nginx; do
     has W2 "$p" || continue
     v=$(median W2 $p connsPerSec)
     echo "| $(label W2 $p) | $(fmt "$v") | $(ratio "$v" "$d") | $(fmt "$(median W2 $p p50ms)" 2) |" \
-      "$(fmt "$(median W2 $p p99ms)" 2) | $(awk -F'\t' -v p=$p '$1=="W2" && $2==p && $4=="failed" {s+=$5} END {print s+0}' "$RESULTS") |"
+      "$(fmt "$(median W2 $p p99ms)" 2) | $(fmt "$(median W2 $p cpuUs)" 1) | $(awk -F'\t' -v p=$p '$1=="W2" && $2==p && $4=="failed" {s+=$5} END {print s+0}' "$RESULTS") |"
   done
   fi
   echo

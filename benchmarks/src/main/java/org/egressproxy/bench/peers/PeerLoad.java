@@ -44,8 +44,12 @@ import org.egressproxy.net.Transport;
  * bulk  --via V --addr H:P [--target T] --path /big --seconds S [--warmup W]
  *       one connection, GET PATH repeatedly (kept alive) for at least S seconds: MB/s
  * short --via V --addr H:P [--target T] --path /small --concurrency 32 --seconds S [--warmup W]
+ *       [--pids P,...]
  *       new connection, [CONNECT, 200,] GET (Connection: close), response to the origin's close;
- *       C at once, one event loop: connections/s, p50/p99 ms
+ *       C at once, one event loop: connections/s, p50/p99 ms; with --pids, the CPU time those
+ *       processes (and their children) used during the measurement, in microseconds per
+ *       connection: what a connection costs the peer, a steadier figure than the rate on a
+ *       machine whose cores the load and the origin share
  * idle  --via V --addr H:P [--target T] --path /small --count N --pids P,... [--jcmd PID]
  *       N tunnels each after one kept-alive GET, held open; RSS of the pids (and their
  *       children) before and after, in KB (with --jcmd PID, each after a GC.run of that JVM,
@@ -74,10 +78,10 @@ public final class PeerLoad {
       case "short" -> {
         int concurrency = Integer.parseInt(o.getOrDefault("concurrency", "32"));
         if (warmup > 0) {
-          shortConnections(t, concurrency, warmup);
+          shortConnections(t, concurrency, warmup, null);
         }
         System.out.println(shortConnections(t, concurrency,
-            Double.parseDouble(o.get("seconds"))));
+            Double.parseDouble(o.get("seconds")), o.get("pids")));
       }
       case "idle" -> System.out.println(idle(t, Integer.parseInt(o.get("count")),
           o.get("pids"), o.get("jcmd")));
@@ -308,8 +312,10 @@ public final class PeerLoad {
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 10_000);
   }
 
-  static String shortConnections(Target t, int concurrency, double seconds) throws Exception {
+  static String shortConnections(Target t, int concurrency, double seconds, String pids)
+      throws Exception {
     Transport transport = Transport.select();
+    long cpuBefore = pids == null ? 0 : cpuTicks(pids);
     EventLoopGroup group = transport.newGroup(1, "load");
     try {
       Bootstrap b = bootstrap(transport, group);
@@ -350,10 +356,12 @@ public final class PeerLoad {
       double s = (System.nanoTime() - start) / 1e9;
       long[] done = new long[counts[0]];
       group.submit(() -> System.arraycopy(latencies, 0, done, 0, done.length)).sync();
+      String cpu = pids == null || done.length == 0 ? "" : String.format(",\"cpuUsPerConn\":%.1f",
+          (cpuTicks(pids) - cpuBefore) * (1e6 / TICKS_PER_SECOND) / done.length);
       Arrays.sort(done);
       return String.format("{\"mode\":\"short\",\"ok\":%d,\"failed\":%d,\"seconds\":%.3f,"
-          + "\"connsPerSec\":%.1f,\"p50ms\":%.3f,\"p99ms\":%.3f}", done.length, counts[1], s,
-          done.length / s, pct(done, 50), pct(done, 99));
+          + "\"connsPerSec\":%.1f,\"p50ms\":%.3f,\"p99ms\":%.3f%s}", done.length, counts[1], s,
+          done.length / s, pct(done, 50), pct(done, 99), cpu);
     } finally {
       group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
     }
@@ -421,6 +429,25 @@ public final class PeerLoad {
       group.submit(() -> open.forEach(Channel::close)).sync();
       group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
     }
+  }
+
+  /** Linux's USER_HZ, the unit of the times in /proc/PID/stat (100 on every common build). */
+  static final double TICKS_PER_SECOND = 100;
+
+  /** User and system CPU time of the pids and all their descendants, in clock ticks. */
+  static long cpuTicks(String pids) throws IOException {
+    long ticks = 0;
+    for (String pid : descendants(pids)) {
+      Path stat = Path.of("/proc", pid, "stat");
+      if (!Files.exists(stat)) {
+        continue;
+      }
+      String line = Files.readString(stat);
+      // after "(comm)", which may hold spaces: state is field 3, utime 14 and stime 15
+      String[] f = line.substring(line.lastIndexOf(')') + 2).split(" ");
+      ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+    }
+    return ticks;
   }
 
   /** VmRSS of the pids and all their descendants, in KB. */
