@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.atomic.LongAdder;
 import org.apache.logging.log4j.core.Appender;
 import org.apache.logging.log4j.core.appender.ConsoleAppender;
@@ -30,6 +31,8 @@ import org.apache.logging.log4j.message.SimpleMessage;
  */
 public final class DecisionLog implements AutoCloseable {
   static final int QUEUE = 65_536;
+  /** How long the writer sleeps when it finds the queue empty. */
+  static final long BATCH_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
   private final BlockingQueue<String> queue = new ArrayBlockingQueue<>(QUEUE);
   private final LongAdder dropped = new LongAdder();
@@ -129,10 +132,16 @@ public final class DecisionLog implements AutoCloseable {
     List<String> batch = new ArrayList<>(256);
     while (true) {
       try {
-        String first = queue.poll(200, TimeUnit.MILLISECONDS);
+        // The writer looks at the queue every few milliseconds rather than being woken for
+        // each line: a wake-up (and a write) per line cost the event loops more than the line.
+        String first = queue.poll();
         if (first == null) {
           if (closing) {
             return;
+          }
+          LockSupport.parkNanos(BATCH_NANOS);
+          if (Thread.interrupted()) {
+            throw new InterruptedException();
           }
           continue;
         }
