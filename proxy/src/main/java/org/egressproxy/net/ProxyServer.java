@@ -54,7 +54,6 @@ public final class ProxyServer implements AutoCloseable {
   }
 
   private final Transport transport;
-  private final EventLoopGroup boss;
   private final EventLoopGroup workers;
   private final ProxyRuntime runtime;
   private final ChannelGroup listening = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
@@ -74,8 +73,8 @@ public final class ProxyServer implements AutoCloseable {
       Transport transport, Map<String, ProxyTls.Material> tls) {
     this.tls = Map.copyOf(tls);
     this.transport = transport;
-    this.boss = transport.newGroup(1, "egress-accept");
-    // One event loop per core: client and upstream of a tunnel share one, no hand-offs.
+    // One event loop per core: client and upstream of a tunnel share one, no hand-offs. The
+    // loops accept too: no thread of its own to wake for each new connection.
     this.workers = transport.newGroup(Runtime.getRuntime().availableProcessors(), "egress-io");
     UpstreamConnector connector = new UpstreamConnector(transport, config, metrics, loopGuard);
     this.runtime = new ProxyRuntime(decider, connector, log, metrics, config.timeouts(),
@@ -95,7 +94,7 @@ public final class ProxyServer implements AutoCloseable {
     for (Config.Listener l : listeners) {
       runtime.metrics().listener(l.name()); // its meters exist (at zero) from the start
       ServerBootstrap b = new ServerBootstrap()
-          .group(boss, workers)
+          .group(workers, workers)
           .channel(transport.serverChannel())
           .option(ChannelOption.SO_BACKLOG, 1024)
           .option(ChannelOption.SO_REUSEADDR, true)
@@ -227,11 +226,6 @@ public final class ProxyServer implements AutoCloseable {
     listening.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
     clients.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
     runtime.connector().close();
-    List<io.netty.util.concurrent.Future<?>> done = new ArrayList<>();
-    done.add(boss.shutdownGracefully(0, 2, TimeUnit.SECONDS));
-    done.add(workers.shutdownGracefully(0, 2, TimeUnit.SECONDS));
-    for (io.netty.util.concurrent.Future<?> f : done) {
-      f.awaitUninterruptibly(5, TimeUnit.SECONDS);
-    }
+    workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
   }
 }
