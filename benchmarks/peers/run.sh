@@ -112,7 +112,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- origin content and certificates ---------------------------------------------------------
-mkdir -p "$WORK/www" "$WORK/tls" "$WORK/squid"
+mkdir -p "$WORK/www" "$WORK/tls" "$WORK/squid" "$WORK/logs"
 printf 'egress-proxy benchmark origin: the /small response, one hundred bytes of text, no more ok.\n' \
   > "$WORK/www/small"
 head -c $((BIG_MIB << 20)) /dev/zero > "$WORK/www/big" # tmpfs: served from memory
@@ -271,7 +271,7 @@ EOF
 
 PORTS="[$ORIGIN_HTTP, $ORIGIN_TLS, $ORIGIN_KONN]"
 ours_yaml() { # name http sni konn admin: the configuration of one egress-proxy
-  cat > "$WORK/$1.yaml" <<EOF
+  mkdir -p "$WORK/$1"; cat > "$WORK/$1/proxy.yaml" <<EOF
 listeners:
   - {name: explicit, mode: http-proxy, bind: "127.0.0.1:$2"}
   - {name: sni, mode: tls-sni, bind: "127.0.0.1:$3", upstreamPort: $ORIGIN_TLS}
@@ -285,7 +285,7 @@ policy:
 resolver:
   hosts: {allowed.test: 127.0.0.1, www.allowed.test: 127.0.0.1}
 limits: {maxConnectionsPerClient: 50000}
-decisionLog: {path: "$WORK/$1-decisions.jsonl"}
+decisionLog: {path: "$WORK/logs/$1-decisions.jsonl"} # apart from the config, as deployed (/var/log, /etc): the config watcher wakes for any file in its directory
 EOF
 }
 ours_yaml ours "$OURS_HTTP" "$OURS_SNI" "$OURS_KONN" "$OURS_ADMIN"
@@ -312,7 +312,7 @@ start_proxy() { # name port jar
   local flags=${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS}
   [ "$1" = base ] && flags=${BASE_JVM_ARGS:-$flags}
   # shellcheck disable=SC2086 # JVM flags for egress-proxy (profiling, heap, transport)
-  start "$1" "$2" "$JAVA" $flags -jar "$3" run --config "$WORK/$1.yaml"
+  start "$1" "$2" "$JAVA" $flags -jar "$3" run --config "$WORK/$1/proxy.yaml"
   for _ in $(seq 1 100); do grep -q "ready\\." "$WORK/$1.out" && break; sleep 0.1; done
   grep -q "ready\\." "$WORK/$1.out" || { cat "$WORK/$1.out" >&2; exit 1; }
 }
@@ -536,7 +536,7 @@ workload W3 "$ROUNDS" direct ours $BASEP squid haproxy nginx
 workload W4 "$ROUNDS" direct ours $BASEP haproxy nginx
 WARMUP=0 workload W5 "$IDLE_ROUNDS" ours $BASEP squid haproxy nginx
 ELAPSED=$(( $(date +%s) - START ))
-DECISIONS=$(wc -l < "$WORK/ours-decisions.jsonl")
+DECISIONS=$(wc -l < "$WORK/logs/ours-decisions.jsonl")
 
 # ---- report ------------------------------------------------------------------------------------
 ran() { [[ ",$ONLY," == *",$1,"* ]]; }
