@@ -421,7 +421,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
           // whose connection stays open.
           HttpUtil.setTransferEncodingChunked(out, true);
         }
-        if (closeAfter) {
+        if (closeAfter || draining && !informational) {
+          // the connection ends after this answer (while draining: so the client does not
+          // send another request on it, but opens a new connection elsewhere)
           out.headers().set(HttpHeaderNames.CONNECTION, "close");
         }
         if (!HttpUtil.isKeepAlive(resp)) {

@@ -32,6 +32,39 @@ class DrainTest {
     origins.close();
   }
 
+  /**
+   * A request in flight when the drain starts still gets its answer, marked
+   * {@code Connection: close} so the client does not send the next request on a connection
+   * that is about to close; then the connection closes.
+   */
+  @Test
+  void anAnswerInFlightWhenTheDrainStartsSaysConnectionClose(@TempDir Path dir)
+      throws Exception {
+    try (ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
+            httpOrigin.port, httpOrigin.port, ""), httpOrigin.port, echo.port),
+            dir.resolve("decisions.jsonl"));
+        Socket busy = DataPlaneTest.socket(p.port("explicit"))) {
+      var out = busy.getOutputStream();
+      out.write(("POST http://www.allowed.test:" + httpOrigin.port + "/x HTTP/1.1\r\nHost:"
+          + " www.allowed.test:" + httpOrigin.port + "\r\nContent-Length: 10\r\n\r\n12345")
+          .getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      // the request is being forwarded (its upstream connection is in use) when the drain starts
+      DataPlaneTest.await("the upstream connection of the exchange",
+          () -> p.metrics.upstreamConnect().count() > 0);
+      p.server.stopAccepting();
+      Thread.sleep(100); // the drain reaches the connection's loop
+      out.write("67890".getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      String head = DataPlaneTest.readHead(busy.getInputStream());
+      assertThat(head).startsWith("HTTP/1.1 200").containsIgnoringCase("connection: close");
+      int length = Integer.parseInt(head.replaceAll("(?is).*content-length: *(\\d+).*", "$1"));
+      assertThat(new String(busy.getInputStream().readNBytes(length), StandardCharsets.UTF_8))
+          .contains("bytes=10");
+      assertThat(busy.getInputStream().read()).as("closed after the answer").isEqualTo(-1);
+    }
+  }
+
   @Test
   void idleKeepAliveConnectionsCloseAndTunnelsGoOn(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
