@@ -9,6 +9,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -50,6 +51,13 @@ import org.egressproxy.net.Transport;
  *       processes (and their children) used during the measurement, in microseconds per
  *       connection: what a connection costs the peer, a steadier figure than the rate on a
  *       machine whose cores the load and the origin share
+ * paced --via V --addr H:P [--target T] --path /small --rate R --concurrency 32 --seconds S
+ *       [--warmup W]
+ *       what short does, but started at R connections a second (open loop) with at most C in
+ *       flight: the latency of one set-up at that rate, not the queue a saturating closed loop
+ *       builds (there, latency is concurrency / rate whatever the peer does). Latency counts
+ *       from when a connection was due, so a stalled peer is not hidden; a connection due while
+ *       C are in flight is not started and counted as "skipped"
  * idle  --via V --addr H:P [--target T] --path /small --count N --pids P,... [--jcmd PID]
  *       N tunnels each after one kept-alive GET, held open; RSS of the pids (and their
  *       children) before and after, in KB (with --jcmd PID, each after a GC.run of that JVM,
@@ -82,6 +90,14 @@ public final class PeerLoad {
         }
         System.out.println(shortConnections(t, concurrency,
             Double.parseDouble(o.get("seconds")), o.get("pids")));
+      }
+      case "paced" -> {
+        double rate = Double.parseDouble(o.get("rate"));
+        int concurrency = Integer.parseInt(o.getOrDefault("concurrency", "32"));
+        if (warmup > 0) {
+          paced(t, rate, concurrency, warmup);
+        }
+        System.out.println(paced(t, rate, concurrency, Double.parseDouble(o.get("seconds"))));
       }
       case "idle" -> System.out.println(idle(t, Integer.parseInt(o.get("count")),
           o.get("pids"), o.get("jcmd")));
@@ -365,6 +381,75 @@ public final class PeerLoad {
     } finally {
       group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
     }
+  }
+
+  static String paced(Target t, double rate, int maxInFlight, double seconds) throws Exception {
+    Transport transport = Transport.select();
+    EventLoopGroup group = transport.newGroup(1, "load");
+    try {
+      EventLoop loop = group.next();
+      Bootstrap b = bootstrap(transport, group);
+      long[] latencies = new long[(int) Math.min(1 << 22, rate * seconds + 16)];
+      long[] counts = new long[4]; // ok, failed, skipped, launched
+      int[] inFlight = new int[1];
+      long start = System.nanoTime();
+      long end = start + (long) (seconds * 1e9);
+      CountDownLatch finished = new CountDownLatch(1);
+      Runnable[] tick = new Runnable[1];
+      tick[0] = () -> {
+        long now = System.nanoTime();
+        long due = (long) ((Math.min(now, end) - start) * rate / 1e9);
+        for (; counts[3] < due; counts[3]++) {
+          long t0 = start + (long) (counts[3] * 1e9 / rate); // when it was due
+          if (inFlight[0] >= maxInFlight) {
+            counts[2]++;
+            continue;
+          }
+          inFlight[0]++;
+          Exchange.Done done = (ch, ok) -> {
+            inFlight[0]--;
+            if (ok && counts[0] < latencies.length) {
+              latencies[(int) counts[0]++] = System.nanoTime() - t0;
+            } else if (!ok) {
+              counts[1]++;
+            }
+          };
+          b.clone().handler(new Exchange(t, false, done)).connect(t.addr()).addListener(c -> {
+            if (!c.isSuccess()) {
+              inFlight[0]--;
+              counts[1]++;
+            }
+          });
+        }
+        if (now < end || inFlight[0] > 0 && now < end + 30_000_000_000L) {
+          loop.schedule(tick[0], 200, TimeUnit.MICROSECONDS);
+        } else {
+          finished.countDown();
+        }
+      };
+      loop.execute(tick[0]);
+      finished.await((long) (seconds * 1e9) + 60_000_000_000L, TimeUnit.NANOSECONDS);
+      long[] done = new long[(int) counts[0]];
+      long[] c = new long[4];
+      loop.submit(() -> {
+        System.arraycopy(latencies, 0, done, 0, done.length);
+        System.arraycopy(counts, 0, c, 0, 4);
+      }).sync();
+      Arrays.sort(done);
+      return String.format("{\"mode\":\"paced\",\"rate\":%.0f,\"ok\":%d,\"failed\":%d,"
+          + "\"skipped\":%d,\"p50ms\":%.3f,\"p99ms\":%.3f,\"p999ms\":%.3f}", rate, c[0], c[1],
+          c[2], pct(done, 50), pct(done, 99), pct10(done, 999));
+    } finally {
+      group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
+    }
+  }
+
+  /** The p/1000 quantile in milliseconds. */
+  static double pct10(long[] sorted, int perMille) {
+    if (sorted.length == 0) {
+      return Double.NaN;
+    }
+    return sorted[(int) Math.min(sorted.length - 1, (long) sorted.length * perMille / 1000)] / 1e6;
   }
 
   static double pct(long[] sorted, int p) {
