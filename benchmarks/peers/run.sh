@@ -425,11 +425,7 @@ peer_pid() { # peer -> the process whose CPU time it costs (the origin's is not 
   esac
 }
 cpu_ticks() { # pid: user + system clock ticks of it and its descendants (nginx's, Squid's workers)
-  local t=0 p c
-  for p in $1 $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-    c=$(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$p"/stat 2>/dev/null) && t=$((t + ${c:-0}))
-  done
-  echo $t
+  "${LOAD[@]}" cpu --pids "$1"
 }
 
 run_w1() { # peer round

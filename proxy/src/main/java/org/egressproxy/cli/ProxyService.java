@@ -287,14 +287,13 @@ final class ProxyService {
           }
           // Quiet for half a second among the events that concern us (never more than 5 s in
           // all): a decision log written in the same directory neither starts nor delays this.
-          long last = System.nanoTime();
-          long giveUp = last + TimeUnit.SECONDS.toNanos(5);
-          long now;
-          while ((now = System.nanoTime()) < Math.min(last + QUIET_NANOS, giveUp)) {
-            WatchKey key = ws.poll(Math.min(last + QUIET_NANOS, giveUp) - now,
-                TimeUnit.NANOSECONDS);
+          long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+          long until = Math.min(System.nanoTime() + QUIET_NANOS, giveUp);
+          long left;
+          while ((left = until - System.nanoTime()) > 0) {
+            WatchKey key = ws.poll(left, TimeUnit.NANOSECONDS);
             if (key != null && concernsUs(key, abs, catalogSet)) {
-              last = System.nanoTime();
+              until = Math.min(System.nanoTime() + QUIET_NANOS, giveUp);
             }
           }
           Map<Path, String> current = fingerprint(abs, catalogDirs);
@@ -366,7 +365,6 @@ final class ProxyService {
       throw new IllegalStateException(e); // every JDK has SHA-256
     }
   }
-
 
   private void printProblems(ConfigException e) {
     for (Problems.Problem p : e.problems().all()) {

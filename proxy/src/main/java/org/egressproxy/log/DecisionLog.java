@@ -131,40 +131,36 @@ public final class DecisionLog implements AutoCloseable {
   private void drain() {
     List<String> batch = new ArrayList<>(256);
     while (true) {
-      try {
-        // The writer looks at the queue every few milliseconds rather than being woken for
-        // each line: a wake-up (and a write) per line cost the event loops more than the line.
-        String first = queue.poll();
-        if (first == null) {
-          if (closing) {
-            return;
-          }
-          LockSupport.parkNanos(BATCH_NANOS);
-          if (Thread.interrupted()) {
-            throw new InterruptedException();
-          }
-          continue;
+      // The writer looks at the queue every few milliseconds rather than being woken for each
+      // line: a wake-up (and a write) per line cost the event loops more than the line.
+      String first = queue.poll();
+      if (first == null) {
+        if (closing) {
+          return;
         }
-        batch.add(first);
-        queue.drainTo(batch, 1023);
-        int pending = 0; // appended since the last flush that worked
-        for (String line : batch) {
-          try {
-            appender.append(Log4jLogEvent.newBuilder().setMessage(new SimpleMessage(line)).build());
-            pending++;
-          } catch (RuntimeException e) { // full disk, read-only file, closed stream
-            dropped.add(pending + 1L); // a failed write loses what the buffer held too
-            pending = 0;
-          }
+        LockSupport.parkNanos(BATCH_NANOS);
+        if (Thread.interrupted()) {
+          return;
         }
-        batch.clear();
-        if (flush()) {
-          written.add(pending);
-        } else {
-          dropped.add(pending);
+        continue;
+      }
+      batch.add(first);
+      queue.drainTo(batch, 1023);
+      int pending = 0; // appended since the last flush that worked
+      for (String line : batch) {
+        try {
+          appender.append(Log4jLogEvent.newBuilder().setMessage(new SimpleMessage(line)).build());
+          pending++;
+        } catch (RuntimeException e) { // full disk, read-only file, closed stream
+          dropped.add(pending + 1L); // a failed write loses what the buffer held too
+          pending = 0;
         }
-      } catch (InterruptedException e) {
-        return;
+      }
+      batch.clear();
+      if (flush()) {
+        written.add(pending);
+      } else {
+        dropped.add(pending);
       }
     }
   }

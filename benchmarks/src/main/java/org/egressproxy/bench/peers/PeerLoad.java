@@ -58,6 +58,9 @@ import org.egressproxy.net.Transport;
  *       builds (there, latency is concurrency / rate whatever the peer does). Latency counts
  *       from when a connection was due, so a stalled peer is not hidden; a connection due while
  *       C are in flight is not started and counted as "skipped"
+ * cpu   --pids P,...
+ *       user + system CPU time of the pids and their descendants so far, in clock ticks (the
+ *       script brackets wrk runs with it)
  * idle  --via V --addr H:P [--target T] --path /small --count N --pids P,... [--jcmd PID]
  *       N tunnels each after one kept-alive GET, held open; RSS of the pids (and their
  *       children) before and after, in KB (with --jcmd PID, each after a GC.run of that JVM,
@@ -73,6 +76,10 @@ public final class PeerLoad {
   public static void main(String[] args) throws Exception {
     Map<String, String> o = options(args);
     String mode = args.length > 0 ? args[0] : "";
+    if (mode.equals("cpu")) {
+      System.out.println(cpuTicks(o.get("pids")));
+      return;
+    }
     Target t = new Target(o.get("via"), hostPort(o.get("addr")), o.getOrDefault("target", ""),
         o.getOrDefault("path", "/small"));
     double warmup = Double.parseDouble(o.getOrDefault("warmup", "0"));
@@ -438,21 +445,14 @@ public final class PeerLoad {
       Arrays.sort(done);
       return String.format("{\"mode\":\"paced\",\"rate\":%.0f,\"ok\":%d,\"failed\":%d,"
           + "\"skipped\":%d,\"p50ms\":%.3f,\"p99ms\":%.3f,\"p999ms\":%.3f}", rate, c[0], c[1],
-          c[2], pct(done, 50), pct(done, 99), pct10(done, 999));
+          c[2], pct(done, 50), pct(done, 99), pct(done, 99.9));
     } finally {
       group.shutdownGracefully(0, 1, TimeUnit.SECONDS).sync();
     }
   }
 
-  /** The p/1000 quantile in milliseconds. */
-  static double pct10(long[] sorted, int perMille) {
-    if (sorted.length == 0) {
-      return Double.NaN;
-    }
-    return sorted[(int) Math.min(sorted.length - 1, (long) sorted.length * perMille / 1000)] / 1e6;
-  }
-
-  static double pct(long[] sorted, int p) {
+  /** The p-th percentile of sorted nanoseconds, in milliseconds. */
+  static double pct(long[] sorted, double p) {
     if (sorted.length == 0) {
       return Double.NaN;
     }
@@ -521,35 +521,31 @@ public final class PeerLoad {
 
   /** User and system CPU time of the pids and all their descendants, in clock ticks. */
   static long cpuTicks(String pids) throws IOException {
-    long ticks = 0;
-    for (String pid : descendants(pids)) {
-      Path stat = Path.of("/proc", pid, "stat");
-      if (!Files.exists(stat)) {
-        continue;
-      }
-      String line = Files.readString(stat);
+    return sumOverProcesses(pids, "stat", stat -> {
       // after "(comm)", which may hold spaces: state is field 3, utime 14 and stime 15
-      String[] f = line.substring(line.lastIndexOf(')') + 2).split(" ");
-      ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
-    }
-    return ticks;
+      String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+      return Long.parseLong(f[11]) + Long.parseLong(f[12]);
+    });
   }
 
   /** VmRSS of the pids and all their descendants, in KB. */
   static long rss(String pids) throws IOException {
-    long kb = 0;
+    return sumOverProcesses(pids, "status", status -> status.lines()
+        .filter(l -> l.startsWith("VmRSS:"))
+        .mapToLong(l -> Long.parseLong(l.replaceAll("[^0-9]", ""))).sum());
+  }
+
+  /** {@code value} of /proc/PID/{@code file}, summed over the pids and their descendants. */
+  static long sumOverProcesses(String pids, String file,
+      java.util.function.ToLongFunction<String> value) throws IOException {
+    long sum = 0;
     for (String pid : descendants(pids)) {
-      Path status = Path.of("/proc", pid, "status");
-      if (!Files.exists(status)) {
-        continue;
-      }
-      for (String line : Files.readAllLines(status)) {
-        if (line.startsWith("VmRSS:")) {
-          kb += Long.parseLong(line.replaceAll("[^0-9]", ""));
-        }
+      Path p = Path.of("/proc", pid, file);
+      if (Files.exists(p)) {
+        sum += value.applyAsLong(Files.readString(p));
       }
     }
-    return kb;
+    return sum;
   }
 
   static List<String> descendants(String pids) throws IOException {
