@@ -99,7 +99,6 @@ public final class ProxyServer implements AutoCloseable {
           .option(ChannelOption.SO_BACKLOG, 1024)
           .option(ChannelOption.SO_REUSEADDR, true)
           .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-          .childOption(ChannelOption.TCP_NODELAY, true)
           .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, WATER_MARK)
           .childOption(ChannelOption.RCVBUF_ALLOCATOR, READS)
           .childHandler(initializer(l));

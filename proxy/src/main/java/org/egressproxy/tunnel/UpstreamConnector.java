@@ -272,7 +272,6 @@ public final class UpstreamConnector implements AutoCloseable {
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
-        .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.WRITE_BUFFER_WATER_MARK, org.egressproxy.net.ProxyServer.WATER_MARK)
         .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
         .handler(new ChannelInitializer<Channel>() {
@@ -322,7 +321,6 @@ public final class UpstreamConnector implements AutoCloseable {
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
-        .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.WRITE_BUFFER_WATER_MARK, org.egressproxy.net.ProxyServer.WATER_MARK)
         .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
         .handler(init)

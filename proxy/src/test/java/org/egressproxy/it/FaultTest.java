@@ -141,32 +141,12 @@ class FaultTest {
       try (ProxyFixture p = new ProxyFixture(yaml(origin.getLocalPort(), ""),
           dir.resolve("decisions.jsonl"))) {
         long before = allocatorMemory();
-        AtomicLong written = new AtomicLong();
         try (Socket s = DataPlaneTest.socket(p.port("explicit"))) {
           s.setSendBufferSize(64 * 1024);
           assertThat(DataPlaneTest.connect(s, "www.allowed.test:" + origin.getLocalPort()))
               .contains(" 200 ");
           long limit = 512L * 1024 * 1024;
-          OutputStream out = s.getOutputStream();
-          daemon("eager-client", () -> {
-            byte[] chunk = new byte[64 * 1024];
-            try {
-              while (written.get() < limit) {
-                out.write(chunk);
-                written.addAndGet(chunk.length);
-              }
-            } catch (IOException e) {
-              // closed by the test
-            }
-          });
-          long[] last = {-1};
-          DataPlaneTest.await("the client's writes to block", () -> {
-            long now = written.get();
-            boolean stalled = now == last[0] && now > 0;
-            last[0] = now;
-            sleep(500);
-            return stalled;
-          });
+          AtomicLong written = writeUntilBlocked(s.getOutputStream(), limit);
           assertThat(written.get()).as("what the client could push before it was stopped")
               .isLessThan(64L * 1024 * 1024);
           long proxyHeld = allocatorMemory() - before;
@@ -180,6 +160,119 @@ class FaultTest {
         stillHealthy(p, "an upstream that never reads");
       }
     }
+  }
+
+  /**
+   * A client that sends its tunnel's bytes right behind the CONNECT, while the upstream is still
+   * connecting (the origin's accept queue is full, so the kernel drops the proxy's SYN until it
+   * has room): the proxy reads ahead only so far, then holds the client; once the connection is
+   * up every byte arrives, in order.
+   */
+  @Test
+  void aClientThatSendsBeforeThe200IsHeldUntilTheUpstreamConnects(@TempDir Path dir)
+      throws Exception {
+    try (ServerSocket origin = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      java.util.List<Socket> queued = new java.util.ArrayList<>();
+      try {
+        for (int i = 0; i < 8; i++) { // the accept queue of backlog 1 takes two; bounded anyway
+          Socket q = new Socket();
+          try {
+            q.connect(origin.getLocalSocketAddress(), 300);
+            queued.add(q);
+          } catch (java.net.SocketTimeoutException full) {
+            q.close();
+            break;
+          }
+        }
+        String yaml = """
+            listeners:
+              - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
+            policy:
+              rules:
+                - {allow: "*.allowed.test", ports: [%d]}
+              allowDestinationCidrs: [127.0.0.1/32]
+            resolver:
+              hosts: {www.allowed.test: 127.0.0.1}
+            timeouts: {connect: 20s}
+            """.formatted(origin.getLocalPort());
+        try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
+            Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+          long before = allocatorMemory();
+          s.setSendBufferSize(64 * 1024);
+          long total = 16L * 1024 * 1024;
+          OutputStream out = s.getOutputStream();
+          out.write(("CONNECT www.allowed.test:" + origin.getLocalPort() + " HTTP/1.1\r\n\r\n")
+              .getBytes(StandardCharsets.US_ASCII));
+          AtomicLong written = writeUntilBlocked(out, total);
+          assertThat(written.get()).as("what the client could push before the 200")
+              .isLessThan(total);
+          assertThat(allocatorMemory() - before).as("buffer memory the proxy holds")
+              .isLessThan(8L * 1024 * 1024); // allocator chunks; unbounded, it is over 16 MiB
+
+          for (Socket q : queued) { // room in the accept queue: the next SYN gets through
+            origin.accept().close();
+          }
+          origin.setSoTimeout(20_000);
+          try (Socket up = origin.accept()) {
+            assertThat(DataPlaneTest.readHead(s.getInputStream())).startsWith(
+                "HTTP/1.1 200 ");
+            InputStream in = up.getInputStream();
+            byte[] buf = new byte[64 * 1024];
+            long got = 0;
+            int n;
+            while (got < total && (n = in.read(buf)) > 0) {
+              for (int i = 0; i < n; i++) {
+                if (buf[i] != pattern(got + i)) {
+                  throw new AssertionError("byte " + (got + i) + " out of order");
+                }
+              }
+              got += n;
+            }
+            assertThat(got).isEqualTo(total);
+          }
+        }
+      } finally {
+        for (Socket q : queued) {
+          q.close();
+        }
+      }
+    }
+  }
+
+  /** The byte at {@code offset} of what {@link #writeUntilBlocked} writes. */
+  static byte pattern(long offset) {
+    return (byte) (offset % 251);
+  }
+
+  /**
+   * Writes {@code total} bytes of {@link #pattern} from a daemon thread and returns once the
+   * writes block (no progress for a moment) or all were written; the count is returned.
+   */
+  static AtomicLong writeUntilBlocked(OutputStream out, long total) throws InterruptedException {
+    AtomicLong written = new AtomicLong();
+    daemon("eager-client", () -> {
+      byte[] chunk = new byte[64 * 1024];
+      try {
+        for (long sent = 0; sent < total; sent += chunk.length) {
+          for (int i = 0; i < chunk.length; i++) {
+            chunk[i] = pattern(sent + i);
+          }
+          out.write(chunk);
+          written.addAndGet(chunk.length);
+        }
+      } catch (IOException e) {
+        // closed by the test
+      }
+    });
+    long[] last = {-1};
+    DataPlaneTest.await("the client's writes to block", () -> {
+      long now = written.get();
+      boolean stalled = now == last[0] && now > 0;
+      last[0] = now;
+      sleep(300);
+      return stalled;
+    });
+    return written;
   }
 
   static void sleep(long ms) {

@@ -44,4 +44,28 @@ class TransportTest {
     assertThat(t.fallbackReason()).isNull();
     assertThat(t.transparentCapable()).isTrue();
   }
+
+  /**
+   * The proxy does not set TCP_NODELAY itself (a system call per socket): Netty turns it on for
+   * every TCP socket it creates, on both transports. Should a Netty upgrade stop doing so, this
+   * fails and the option goes back into the bootstraps.
+   */
+  @Test
+  void socketsHaveNoDelayWithoutBeingAsked() throws Exception {
+    java.util.List<Transport> transports = new java.util.ArrayList<>();
+    transports.add(Transport.nio("test"));
+    if (Epoll.isAvailable()) {
+      transports.add(with("epoll"));
+    }
+    for (Transport t : transports) {
+      io.netty.channel.socket.SocketChannel ch =
+          t.socketChannel().getDeclaredConstructor().newInstance();
+      try {
+        assertThat(ch.config().getOption(io.netty.channel.ChannelOption.TCP_NODELAY))
+            .as(t.name()).isTrue();
+      } finally {
+        ch.unsafe().closeForcibly();
+      }
+    }
+  }
 }
