@@ -93,9 +93,11 @@ public final class ProxyServer implements AutoCloseable {
   public void start(List<Config.Listener> listeners) throws BindException {
     for (Config.Listener l : listeners) {
       runtime.metrics().listener(l.name()); // its meters exist (at zero) from the start
+      InetSocketAddress addr = new InetSocketAddress(
+          org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());
       ServerBootstrap b = new ServerBootstrap()
           .group(workers, workers)
-          .channel(transport.serverChannel())
+          .channelFactory(transport.serverChannelFor(addr.getAddress()))
           .option(ChannelOption.SO_BACKLOG, 1024)
           .option(ChannelOption.SO_REUSEADDR, true)
           .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
@@ -114,8 +116,6 @@ public final class ProxyServer implements AutoCloseable {
         // socket take them only with IP_TRANSPARENT (which needs CAP_NET_ADMIN or CAP_NET_RAW).
         b.option(EpollChannelOption.IP_TRANSPARENT, true);
       }
-      InetSocketAddress addr = new InetSocketAddress(
-          org.egressproxy.tunnel.UpstreamConnector.inet(l.bind().address()), l.bind().port());
       try {
         Channel ch = b.bind(addr).sync().channel();
         listening.add(ch);

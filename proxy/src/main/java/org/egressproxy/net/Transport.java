@@ -1,5 +1,6 @@
 package org.egressproxy.net;
 
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -12,10 +13,14 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.ServerSocketChannel;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.SocketProtocolFamily;
 import io.netty.channel.socket.nio.NioDatagramChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.nio.channels.spi.SelectorProvider;
 
 /**
  * Netty's native epoll transport where it loads, NIO otherwise. {@code fallbackReason}: a line
@@ -61,6 +66,30 @@ public record Transport(
   /** Whether listeners can be transparent (IP_TRANSPARENT is an epoll channel option). */
   public boolean transparentCapable() {
     return EpollServerSocketChannel.class.equals(serverChannel);
+  }
+
+  /**
+   * Socket channels of the address family of {@code target}: an IPv4 socket for an IPv4
+   * address rather than a dual-stack IPv6 one (which costs a setsockopt per connection and
+   * IPv4-mapped addressing in the kernel).
+   */
+  public ChannelFactory<SocketChannel> socketChannelFor(InetAddress target) {
+    SocketProtocolFamily family = target instanceof Inet4Address
+        ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+    if (EpollSocketChannel.class.equals(socketChannel)) {
+      return () -> new EpollSocketChannel(family);
+    }
+    return () -> new NioSocketChannel(SelectorProvider.provider(), family);
+  }
+
+  /** Listening channels of the address family of {@code bind}, as {@link #socketChannelFor}. */
+  public ChannelFactory<ServerSocketChannel> serverChannelFor(InetAddress bind) {
+    SocketProtocolFamily family = bind instanceof Inet4Address
+        ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+    if (EpollServerSocketChannel.class.equals(serverChannel)) {
+      return () -> new EpollServerSocketChannel(family);
+    }
+    return () -> new NioServerSocketChannel(SelectorProvider.provider(), family);
   }
 
   public EventLoopGroup newGroup(int threads, String threadName) {

@@ -315,16 +315,17 @@ public final class UpstreamConnector implements AutoCloseable {
       return;
     }
     long start = System.nanoTime();
+    InetAddress address = addresses.get(index);
     ChannelFuture cf = new Bootstrap()
         .group(loop)
-        .channel(transport.socketChannel())
+        .channelFactory(transport.socketChannelFor(address))
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) connectTimeoutMillis)
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
         .option(ChannelOption.WRITE_BUFFER_WATER_MARK, org.egressproxy.net.ProxyServer.WATER_MARK)
         .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
         .handler(init)
-        .connect(new InetSocketAddress(addresses.get(index), port));
+        .connect(new InetSocketAddress(address, port));
     cf.addListener((ChannelFuture f) -> {
       if (f.isSuccess()) {
         metrics.upstreamConnect().record(System.nanoTime() - start, TimeUnit.NANOSECONDS);

@@ -382,6 +382,61 @@ class DataPlaneTest {
     }
   }
 
+  /**
+   * Both address families at both ends: listeners on 127.0.0.1 and [::1], origins on 127.0.0.1
+   * and ::1. The proxy opens each upstream socket in the family of the address it connects to;
+   * each origin says which address the proxy came from.
+   */
+  @Test
+  void tunnelsBetweenIpv4AndIpv6(@TempDir Path dir) throws Exception {
+    try (java.net.ServerSocket v4 = new java.net.ServerSocket(0, 50,
+            java.net.InetAddress.getByName("127.0.0.1"));
+        java.net.ServerSocket v6 = new java.net.ServerSocket(0, 50,
+            java.net.InetAddress.getByName("::1"))) {
+      for (java.net.ServerSocket origin : List.of(v4, v6)) {
+        FaultTest.daemon("family-origin", () -> {
+          for (int i = 0; i < 2; i++) { // one tunnel from each listener
+            try (Socket up = origin.accept()) {
+              String said = line(up.getInputStream());
+              up.getOutputStream().write((said + " from " + up.getInetAddress().getHostAddress()
+                  + "\n").getBytes(StandardCharsets.US_ASCII));
+            } catch (IOException e) {
+              return; // the test fails on the client side
+            }
+          }
+        });
+      }
+      String yaml = """
+          listeners:
+            - {name: v4, mode: http-proxy, bind: "127.0.0.1:0"}
+            - {name: v6, mode: http-proxy, bind: "[::1]:0"}
+          policy:
+            rules:
+              - {allow: "*.allowed.test", ports: [%d, %d]}
+            allowDestinationCidrs: [127.0.0.1/32, "::1/128"]
+          resolver:
+            hosts: {v4.allowed.test: 127.0.0.1, v6.allowed.test: "::1"}
+          """.formatted(v4.getLocalPort(), v6.getLocalPort());
+      try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
+        for (String listener : List.of("v4", "v6")) {
+          for (String family : List.of("v4", "v6")) {
+            int port = family.equals("v4") ? v4.getLocalPort() : v6.getLocalPort();
+            try (Socket s = new Socket()) {
+              s.connect(new InetSocketAddress(listener.equals("v4") ? "127.0.0.1" : "::1",
+                  p.port(listener)), 5000);
+              s.setSoTimeout(10_000);
+              assertThat(connect(s, family + ".allowed.test:" + port)).contains(" 200 ");
+              s.getOutputStream().write("hello\n".getBytes(StandardCharsets.US_ASCII));
+              assertThat(line(s.getInputStream())).as(listener + " listener to " + family)
+                  .isEqualTo("hello from " + (family.equals("v4") ? "127.0.0.1"
+                      : "0:0:0:0:0:0:0:1"));
+            }
+          }
+        }
+      }
+    }
+  }
+
   @Test
   void halfCloseReachesTheUpstreamAndTheAnswerStillComesBack(@TempDir Path dir)
       throws Exception {
