@@ -74,8 +74,7 @@ public record Transport(
    * IPv4-mapped addressing in the kernel).
    */
   public ChannelFactory<SocketChannel> socketChannelFor(InetAddress target) {
-    SocketProtocolFamily family = target instanceof Inet4Address
-        ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+    SocketProtocolFamily family = familyOf(target);
     if (EpollSocketChannel.class.equals(socketChannel)) {
       return () -> new EpollSocketChannel(family);
     }
@@ -84,12 +83,15 @@ public record Transport(
 
   /** Listening channels of the address family of {@code bind}, as {@link #socketChannelFor}. */
   public ChannelFactory<ServerSocketChannel> serverChannelFor(InetAddress bind) {
-    SocketProtocolFamily family = bind instanceof Inet4Address
-        ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+    SocketProtocolFamily family = familyOf(bind);
     if (EpollServerSocketChannel.class.equals(serverChannel)) {
       return () -> new EpollServerSocketChannel(family);
     }
     return () -> new NioServerSocketChannel(SelectorProvider.provider(), family);
+  }
+
+  private static SocketProtocolFamily familyOf(InetAddress a) {
+    return a instanceof Inet4Address ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
   }
 
   public EventLoopGroup newGroup(int threads, String threadName) {
