@@ -85,6 +85,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof ChannelInputShutdownEvent) {
+      HalfClosedSweep.watch(ctx.channel()); // a reset after this FIN ends the tunnel
       if (!up) {
         // The upstream's FIN; bytes may still have to go to it: keep it in epoll (Netty
         // 4.2.18). The client side gets the same from ConnectionTracker.
@@ -115,6 +116,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    HalfClosedSweep.forget(ctx.channel());
     if (peer.isActive()) {
       peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
     }

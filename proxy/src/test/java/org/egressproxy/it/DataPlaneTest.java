@@ -528,6 +528,49 @@ class DataPlaneTest {
     }
   }
 
+  /**
+   * A client that sends its FIN and then resets while the upstream has not answered (and never
+   * writes): the proxy ends the tunnel within a few seconds of the reset, not at the next write
+   * or after {@code timeouts.idle} (an hour by default). Epoll only (NIO is not told).
+   */
+  @Test
+  void aHalfClosedClientThatResetsEndsItsTunnel(@TempDir Path dir) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(io.netty.channel.epoll.Epoll.isAvailable(),
+        "native epoll is not available here: test skipped");
+    try (java.net.ServerSocket origin = new java.net.ServerSocket(0, 1,
+        java.net.InetAddress.getLoopbackAddress())) {
+      java.util.concurrent.CountDownLatch fin = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+      FaultTest.daemon("silent-origin", () -> {
+        try (Socket s = origin.accept()) {
+          s.getInputStream().readAllBytes(); // until the client's FIN
+          fin.countDown();
+          done.await(30, java.util.concurrent.TimeUnit.SECONDS); // silence: nothing written
+        } catch (IOException e) {
+          // the assertions are on the proxy
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "",
+          origin.getLocalPort())) {
+        Socket s = socket(p.port("explicit"));
+        assertThat(connect(s, "www.allowed.test:" + origin.getLocalPort())).contains("200");
+        s.getOutputStream().write("request".getBytes(StandardCharsets.US_ASCII));
+        s.shutdownOutput();
+        assertThat(fin.await(10, java.util.concurrent.TimeUnit.SECONDS))
+            .as("the client's FIN reached the origin").isTrue();
+        s.setSoLinger(true, 0);
+        s.close(); // a reset
+        await("the tunnel to end", () -> p.server.runtime().limits().open() == 0);
+        assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+            .contains("\"event\":\"close\"").contains("\"bytesUp\":7,"));
+      } finally {
+        done.countDown();
+      }
+    }
+  }
+
   /** CPU time the proxy's event loops ({@code egress-io-*}) use over {@code millis}. */
   static long eventLoopCpuNanos(long millis) throws InterruptedException {
     java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory
