@@ -1,7 +1,6 @@
 package org.egressproxy.tunnel;
 
 import io.netty.channel.Channel;
-import io.netty.channel.epoll.EgressHalfCloseFix;
 import io.netty.channel.epoll.EpollSocketChannel;
 import io.netty.util.concurrent.FastThreadLocal;
 import java.util.ArrayList;
@@ -53,13 +52,25 @@ final class HalfClosedSweep {
     }
   }
 
+  /** TCP_CLOSE in {@code tcp_info.tcpi_state}: reset, or both FINs sent and acknowledged. */
+  private static final int TCP_CLOSE = 7;
+
+  /** Whether {@code ch} is closed at the TCP level (reset, or both directions done). */
+  private static boolean resetByPeer(EpollSocketChannel ch) {
+    try {
+      return ch.tcpInfo().state() == TCP_CLOSE;
+    } catch (RuntimeException e) {
+      return false; // on doubt, left to the next write or timeouts.idle
+    }
+  }
+
   private void sweep() {
     List<Channel> reset = null;
     for (Iterator<Channel> it = channels.iterator(); it.hasNext(); ) {
       Channel ch = it.next();
       if (!ch.isOpen()) {
         it.remove();
-      } else if (EgressHalfCloseFix.closedByPeer(ch)) {
+      } else if (resetByPeer((EpollSocketChannel) ch)) {
         it.remove();
         if (reset == null) {
           reset = new ArrayList<>();

@@ -39,22 +39,4 @@ public final class EgressHalfCloseFix {
       }
     }
   }
-
-  /** TCP_CLOSE in {@code tcp_info.tcpi_state}: reset, or both FINs sent and acknowledged. */
-  private static final int TCP_CLOSE = 7;
-
-  /**
-   * Whether {@code ch}, an epoll socket whose peer sent its FIN, is now closed at the TCP level:
-   * the peer reset it (or both directions finished). False for other transports and on doubt.
-   */
-  public static boolean closedByPeer(Channel ch) {
-    if (ch instanceof EpollSocketChannel epoll && epoll.isOpen()) {
-      try {
-        return epoll.tcpInfo().state() == TCP_CLOSE;
-      } catch (RuntimeException e) {
-        return false;
-      }
-    }
-    return false;
-  }
 }
