@@ -5,6 +5,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
@@ -100,6 +101,10 @@ public final class Relay extends ChannelInboundHandlerAdapter {
           if (bothDone) {
             peer.close();
           } else {
+            // The peer's own FIN, when it comes, finishes the tunnel: let Netty close the peer
+            // at that FIN instead of half-closing it (its shutdown(2) would fail - ENOTCONN,
+            // an exception with a stack trace - and be followed by the close anyway).
+            peer.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false);
             duplex.shutdownOutput();
           }
         });
