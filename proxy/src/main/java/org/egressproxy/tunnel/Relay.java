@@ -106,6 +106,13 @@ public final class Relay extends ChannelInboundHandlerAdapter {
             // an exception with a stack trace - and be followed by the close anyway).
             peer.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false);
             duplex.shutdownOutput();
+            // The FINs may have crossed while this one waited for the peer to drain: the peer's
+            // came in and went on to this side meanwhile. Then both directions are done, and
+            // nothing else would end the tunnel.
+            if (duplex.isInputShutdown() && ctx.channel() instanceof DuplexChannel self
+                && self.isOutputShutdown()) {
+              closeBoth(ctx);
+            }
           }
         });
         if (bothDone) {

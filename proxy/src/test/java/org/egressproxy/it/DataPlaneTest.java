@@ -571,6 +571,113 @@ class DataPlaneTest {
     }
   }
 
+  /**
+   * The origin sends its FIN while the client's bytes still queue for it (it reads nothing yet),
+   * and the client's FIN is read only after: the proxy closes the client's side at that FIN and
+   * the origin's only once everything queued for it is written. Every byte reaches the origin,
+   * and the tunnel ends. On NIO, which has no sweep for closed sockets to hide a stuck one.
+   */
+  @Test
+  void anOriginsFinWhileBytesQueueForItStillGetsItEveryByte(@TempDir Path dir) throws Exception {
+    int size = 4 * 1024 * 1024;
+    System.setProperty("egress.transport", "nio");
+    try (java.net.ServerSocket origin = new java.net.ServerSocket()) {
+      origin.setReceiveBufferSize(16 * 1024);
+      origin.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0),
+          1);
+      java.util.concurrent.CountDownLatch originFin = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch clientFin = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch originRead = new java.util.concurrent.CountDownLatch(1);
+      long[] received = {-1};
+      FaultTest.daemon("slow-origin", () -> {
+        try (Socket s = origin.accept()) {
+          clientFin.await(10, java.util.concurrent.TimeUnit.SECONDS);
+          Thread.sleep(200); // all sent by the client, FIN too; most of it waits on the way
+          s.shutdownOutput(); // the origin's FIN, while it reads nothing yet
+          originFin.countDown();
+          Thread.sleep(300);
+          received[0] = s.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
+          originRead.countDown();
+        } catch (IOException e) {
+          // the assertions are on the proxy
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "",
+          origin.getLocalPort())) {
+        try (Socket s = socket(p.port("explicit"))) {
+          assertThat(connect(s, "www.allowed.test:" + origin.getLocalPort())).contains("200");
+          s.getOutputStream().write(new byte[size]);
+          s.shutdownOutput();
+          clientFin.countDown();
+          assertThat(originFin.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+          assertThat(s.getInputStream().read()).as("the origin's FIN, passed on").isEqualTo(-1);
+          await("the tunnel to end", () -> p.server.runtime().limits().open() == 0);
+        }
+        assertThat(originRead.await(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        assertThat(received[0]).as("bytes that reached the origin").isEqualTo(size);
+        assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+            .contains("\"event\":\"close\"").contains("\"bytesUp\":" + size + ","));
+      }
+    } finally {
+      System.clearProperty("egress.transport");
+    }
+  }
+
+  /**
+   * The other crossing: the origin's answer and FIN wait in the proxy for a slow client, which
+   * sends its own FIN meanwhile. Whether the proxy has read the origin's FIN by then, with some
+   * of the answer still queued for the client, depends on how much the kernel buffers toward
+   * the client, which the test cannot know; so the client's FIN goes out with 1 to 5 MiB of the
+   * answer still unread, in 128 KiB steps, one tunnel each. Every tunnel must deliver the whole
+   * answer and then end. On NIO, which has no sweep for closed sockets to hide a stuck one.
+   */
+  @Test
+  void finsCrossingAtASlowClientEndEveryTunnel(@TempDir Path dir) throws Exception {
+    int size = 6 * 1024 * 1024;
+    int steps = 33;
+    System.setProperty("egress.transport", "nio");
+    try (java.net.ServerSocket origin = new java.net.ServerSocket(0, steps,
+        java.net.InetAddress.getLoopbackAddress())) {
+      FaultTest.daemon("answering-origin", () -> {
+        for (int i = 0; i < steps; i++) {
+          try (Socket s = origin.accept()) {
+            s.getOutputStream().write(new byte[size]);
+            s.shutdownOutput();
+            s.getInputStream().transferTo(java.io.OutputStream.nullOutputStream());
+          } catch (IOException e) {
+            return; // the client side fails the test
+          }
+        }
+      });
+      try (ProxyFixture p = proxy(dir, tlsOrigin.port, httpOrigin.port, "",
+          origin.getLocalPort())) {
+        for (int i = 0; i < steps; i++) {
+          int unread = 1024 * 1024 + i * 128 * 1024;
+          try (Socket s = new Socket()) {
+            s.setReceiveBufferSize(16 * 1024);
+            s.connect(new InetSocketAddress("127.0.0.1", p.port("explicit")), 5000);
+            s.setSoTimeout(10_000);
+            assertThat(connect(s, "www.allowed.test:" + origin.getLocalPort())).contains("200");
+            InputStream in = s.getInputStream();
+            assertThat(in.readNBytes(size - unread)).hasSize(size - unread);
+            Thread.sleep(150); // the proxy fills what the kernel takes, and reads on
+            s.shutdownOutput();
+            Thread.sleep(50);
+            assertThat(in.transferTo(java.io.OutputStream.nullOutputStream()))
+                .as("the rest of the answer, %d bytes unread at the client's FIN", unread)
+                .isEqualTo(unread);
+            await("the tunnel with " + unread + " bytes unread at the client's FIN to end",
+                () -> p.server.runtime().limits().open() == 0);
+          }
+        }
+      }
+    } finally {
+      System.clearProperty("egress.transport");
+    }
+  }
+
   /** CPU time the proxy's event loops ({@code egress-io-*}) use over {@code millis}. */
   static long eventLoopCpuNanos(long millis) throws InterruptedException {
     java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory
