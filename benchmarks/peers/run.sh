@@ -543,6 +543,12 @@ median() { # workload peer metric
       else print (v[NR/2]+v[NR/2+1])/2}'
 }
 all_of() { awk -F'\t' -v w="$1" -v p="$2" -v m="$3" '$1==w && $2==p && $4==m {printf "%s%s", s, $5; s=", "}' "$RESULTS"; }
+paired() { # workload metric: ours / base of each round both ran in, in round order
+  awk -F'\t' -v w="$1" -v m="$2" '$1==w && $4==m && $3>=0 && ($2=="ours" || $2=="base") {
+      v[$2 SUBSEP $3]=$5; r[$3]=1 }
+    END { for (i in r) if ((("ours" SUBSEP i) in v) && (("base" SUBSEP i) in v) && v["base" SUBSEP i] > 0)
+      printf "%d %.3f\n", i, v["ours" SUBSEP i] / v["base" SUBSEP i] }' "$RESULTS" | sort -n | awk '{print $2}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b+0 == 0) print "-"; else printf "%.2f×", a/b}'; }
 fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN {if (v == "NaN" || v == "") print "-"; else printf "%\047.*f", d, v}'; }
 label() { # workload peer
@@ -663,6 +669,25 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
     echo "| $p | $(g allow) | $(g deny) | $(g sni) | $(g alpn) |"
   done
   echo
+  if [ -n "$BASEP" ]; then
+  echo "### egress-proxy against $(basename "$BASE_JAR"), round by round"
+  echo
+  echo "Ours over base within each round, where both ran back to back: the machine's drift between"
+  echo "rounds cancels out of these, which it does not out of the medians above."
+  echo
+  echo "| figure | ours / base, each round | median |"
+  echo "|---|---|---:|"
+  for wm in "W1 MBps MB/s" "W2 connsPerSec connections/s" "W2 cpuUs CPU µs/connection" \
+      "W3 rps requests/s" "W3 cpuUs CPU µs/request" "W4 rps connections/s" \
+      "W4 cpuUs CPU µs/connection" "W5 KBperTunnel KB/idle tunnel"; do
+    read -r w m what <<< "$wm"
+    rs=$(paired "$w" "$m")
+    [ -n "$rs" ] || continue
+    echo "| $w $what | $(paste -sd, <<< "$rs" | sed 's/,/, /g') |" \
+      "$(sort -g <<< "$rs" | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.3f", (v[NR/2]+v[NR/2+1])/2}') |"
+  done
+  echo
+  fi
   echo "### Against the targets of issue 6 (ratios of this run)"
   echo
   o1=$(median W1 ours MBps) h1=$(median W1 haproxy-splice MBps)
