@@ -31,8 +31,14 @@ import org.apache.logging.log4j.message.SimpleMessage;
  */
 public final class DecisionLog implements AutoCloseable {
   static final int QUEUE = 65_536;
-  /** How long the writer sleeps when it finds the queue empty. */
+  /** How long the writer sleeps when it finds the queue empty after writing. */
   static final long BATCH_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
+  /**
+   * The longest it sleeps: each sleep that found nothing doubles the next, up to this, so an
+   * idle proxy's writer wakes a few times a second rather than 200. A line waits at most this
+   * long; the queue holds far more than the proxy makes in that time.
+   */
+  static final long IDLE_NANOS = TimeUnit.MILLISECONDS.toNanos(200);
 
   private final BlockingQueue<String> queue = new ArrayBlockingQueue<>(QUEUE);
   private final LongAdder dropped = new LongAdder();
@@ -130,6 +136,7 @@ public final class DecisionLog implements AutoCloseable {
 
   private void drain() {
     List<String> batch = new ArrayList<>(256);
+    long sleep = BATCH_NANOS;
     while (true) {
       // The writer looks at the queue every few milliseconds rather than being woken for each
       // line: a wake-up (and a write) per line cost the event loops more than the line.
@@ -138,12 +145,14 @@ public final class DecisionLog implements AutoCloseable {
         if (closing) {
           return;
         }
-        LockSupport.parkNanos(BATCH_NANOS);
+        LockSupport.parkNanos(sleep);
+        sleep = Math.min(sleep * 2, IDLE_NANOS);
         if (Thread.interrupted()) {
           return;
         }
         continue;
       }
+      sleep = BATCH_NANOS;
       batch.add(first);
       queue.drainTo(batch, 1023);
       int pending = 0; // appended since the last flush that worked
@@ -183,6 +192,7 @@ public final class DecisionLog implements AutoCloseable {
     if (writer == null) {
       return;
     }
+    LockSupport.unpark(writer); // it may be in its longest sleep
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     while (!queue.isEmpty() && System.nanoTime() < deadline) {
       try {
@@ -193,6 +203,7 @@ public final class DecisionLog implements AutoCloseable {
       }
     }
     closing = true;
+    LockSupport.unpark(writer);
     try {
       writer.join(2000);
     } catch (InterruptedException e) {

@@ -1,0 +1,78 @@
+package org.egressproxy.log;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.OptionalLong;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class DecisionLogTest {
+
+  /**
+   * An idle proxy's log writer sleeps longer and longer (up to {@code IDLE_NANOS}) instead of
+   * waking 200 times a second; the first line after the idle spell is still written within one
+   * such sleep. Counted as the writer thread's voluntary context switches (Linux /proc).
+   */
+  @Test
+  void anIdleWriterWakesAFewTimesASecondAndStillWritesTheNextLine(@TempDir Path dir)
+      throws Exception {
+    assumeTrue(Files.isDirectory(Path.of("/proc/self/task")),
+        "no /proc/self/task (not Linux): the writer's wake-ups cannot be counted; test skipped");
+    Path file = dir.resolve("decisions.jsonl");
+    try (DecisionLog log = DecisionLog.open(file.toString())) {
+      log.decision(new Connection("explicit", "127.0.0.1:40000"));
+      awaitLines(file, 1);
+      Thread.sleep(1000); // the sleeps have grown to their longest
+      long before = writerSwitches().orElseThrow();
+      Thread.sleep(2000);
+      long wakeUps = writerSwitches().orElseThrow() - before;
+      assertThat(wakeUps).as("the idle writer's wake-ups over 2 s (200 a second before)")
+          .isLessThan(40);
+      long start = System.nanoTime();
+      log.close(new Connection("explicit", "127.0.0.1:40001"));
+      awaitLines(file, 2);
+      assertThat((System.nanoTime() - start) / 1_000_000).as("ms for the line after the idle")
+          .isLessThan(DecisionLog.IDLE_NANOS / 1_000_000 + 500);
+      assertThat(log.written()).isEqualTo(2);
+    }
+  }
+
+  private static void awaitLines(Path file, int n) throws Exception {
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (lines(file) < n) {
+      assertThat(System.nanoTime()).as("%d lines in %s within 10 s", n, file).isLessThan(deadline);
+      Thread.sleep(10);
+    }
+  }
+
+  private static long lines(Path file) throws IOException {
+    return Files.exists(file) ? Files.readAllLines(file).size() : 0;
+  }
+
+  /** The "decision-log" thread's voluntary context switches so far. */
+  private static OptionalLong writerSwitches() throws IOException {
+    try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+      for (Path t : (Iterable<Path>) tasks::iterator) {
+        try {
+          if (!Files.readString(t.resolve("comm")).strip().equals("decision-log")) {
+            continue;
+          }
+          for (String line : Files.readAllLines(t.resolve("status"))) {
+            if (line.startsWith("voluntary_ctxt_switches:")) {
+              return OptionalLong.of(Long.parseLong(line.substring(line.indexOf(':') + 1)
+                  .strip()));
+            }
+          }
+        } catch (IOException e) {
+          // a thread that ended meanwhile
+        }
+      }
+    }
+    return OptionalLong.empty();
+  }
+}
