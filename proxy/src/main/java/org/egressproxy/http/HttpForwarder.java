@@ -246,6 +246,11 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         exchangeDone(); // pipelined requests next, or the close a FIN or the drain asked for
         return;
       }
+      if (!ctx.channel().isActive()) { // the client went away meanwhile
+        exchange = null;
+        org.egressproxy.tunnel.Tunnels.abandoned(runtime, c, done.getNow());
+        return;
+      }
       upstream = done.getNow();
       upstreamKey = key;
       c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
@@ -345,6 +350,12 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     ctx.fireChannelInactive();
+    Connection cut = exchange;
+    if (cut != null && cut.upstream != null && cut.decision != null && cut.decision.forward()
+        && cut.reason == null) {
+      exchange = null;
+      runtime.log().close(cut); // an exchange the client walked out of ends here
+    }
     if (upstream != null) {
       upstream.close();
     }

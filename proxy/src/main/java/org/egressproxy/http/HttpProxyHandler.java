@@ -138,7 +138,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     }
     Channel upstream = f.getNow();
     if (!ctx.channel().isActive()) {
-      upstream.close();
+      Tunnels.abandoned(runtime, c, upstream);
       return;
     }
     c.upstream = Tunnels.address(upstream); // in the decision line too

@@ -176,7 +176,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       return; // refused in lookup: the alert is on its way and the channel is closing
     }
     if (!ctx.channel().isActive()) {
-      upstream.close();
+      Tunnels.abandoned(runtime, c, upstream);
       return;
     }
     c.upstream = Tunnels.address(upstream); // in the decision line too

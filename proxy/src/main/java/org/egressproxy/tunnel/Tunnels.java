@@ -9,6 +9,7 @@ import java.net.InetSocketAddress;
 import org.egressproxy.log.Connection;
 import org.egressproxy.metrics.ProxyMetrics;
 import org.egressproxy.net.PipelineNames;
+import org.egressproxy.net.ProxyRuntime;
 
 /** Joining a client channel and a connected upstream channel into a relay. */
 public final class Tunnels {
@@ -29,6 +30,18 @@ public final class Tunnels {
       return (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
     }
     return null;
+  }
+
+  /**
+   * The client went away while its upstream connected: the allowed decision is logged and
+   * counted as any other (with the upstream it reached), the connection's end with it - nothing
+   * was relayed - and the upstream is closed before anything is sent to it.
+   */
+  public static void abandoned(ProxyRuntime runtime, Connection c, Channel upstream) {
+    c.upstream = address(upstream);
+    runtime.decided(c);
+    runtime.log().close(c);
+    upstream.close();
   }
 
   /**

@@ -44,6 +44,10 @@ class FaultTest {
   }
 
   static String yaml(int port, String extra) {
+    return yaml(port, "2s", extra);
+  }
+
+  static String yaml(int port, String connectTimeout, String extra) {
     return """
         listeners:
           - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
@@ -54,9 +58,9 @@ class FaultTest {
         resolver:
           hosts: {www.allowed.test: 127.0.0.1}
           servers: ["%2$s"]
-        timeouts: {dns: 1s, connect: 2s}
-        %3$s
-        """.formatted(port, silentDns.address(), extra);
+        timeouts: {dns: 1s, connect: %3$s}
+        %4$s
+        """.formatted(port, silentDns.address(), connectTimeout, extra);
   }
 
   /** The proxy still serves, nothing leaked, /healthz is 200. */
@@ -172,29 +176,9 @@ class FaultTest {
   void aClientThatSendsBeforeThe200IsHeldUntilTheUpstreamConnects(@TempDir Path dir)
       throws Exception {
     try (ServerSocket origin = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-      java.util.List<Socket> queued = new java.util.ArrayList<>();
+      java.util.List<Socket> queued = fillAcceptQueue(origin);
       try {
-        for (int i = 0; i < 8; i++) { // the accept queue of backlog 1 takes two; bounded anyway
-          Socket q = new Socket();
-          try {
-            q.connect(origin.getLocalSocketAddress(), 300);
-            queued.add(q);
-          } catch (java.net.SocketTimeoutException full) {
-            q.close();
-            break;
-          }
-        }
-        String yaml = """
-            listeners:
-              - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
-            policy:
-              rules:
-                - {allow: "*.allowed.test", ports: [%d]}
-              allowDestinationCidrs: [127.0.0.1/32]
-            resolver:
-              hosts: {www.allowed.test: 127.0.0.1}
-            timeouts: {connect: 20s}
-            """.formatted(origin.getLocalPort());
+        String yaml = yaml(origin.getLocalPort(), "20s", "");
         try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
             Socket s = DataPlaneTest.socket(p.port("explicit"))) {
           long before = allocatorMemory();
@@ -237,6 +221,134 @@ class FaultTest {
         }
       }
     }
+  }
+
+  /**
+   * Clients that leave (reset) while the proxy connects to their upstream (the origin's accept
+   * queue is full, so the connects wait): a CONNECT, an absolute-form GET and a transparent
+   * ClientHello.
+   * Each decision is still logged and counted, with a close line (nothing relayed), and each
+   * upstream connection is closed as soon as it is up - none is left open, and nothing of the
+   * abandoned requests reaches the origin.
+   */
+  @Test
+  void clientsThatLeaveWhileTheUpstreamConnectsAreLoggedAndLeaveNothingOpen(@TempDir Path dir)
+      throws Exception {
+    try (ServerSocket origin = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      int port = origin.getLocalPort();
+      java.util.List<Socket> queued = fillAcceptQueue(origin);
+      try {
+        String yaml = """
+            listeners:
+              - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
+              - {name: sni, mode: tls-sni, bind: "127.0.0.1:0", upstreamPort: %d}
+            policy:
+              rules:
+                - {allow: "*.allowed.test", ports: [%d]}
+              allowDestinationCidrs: [127.0.0.1/32]
+            resolver:
+              hosts: {a.allowed.test: 127.0.0.1, b.allowed.test: 127.0.0.1,
+                      c.allowed.test: 127.0.0.1}
+            timeouts: {connect: 20s}
+            """.formatted(port, port);
+        try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
+          byte[][] sends = {
+              ("CONNECT a.allowed.test:" + port + " HTTP/1.1\r\n\r\n")
+                  .getBytes(StandardCharsets.US_ASCII),
+              ("GET http://b.allowed.test:" + port + "/abandoned HTTP/1.1\r\nHost: b.allowed.test:"
+                  + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII),
+              ClientHellos.records(ClientHellos.handshake("c.allowed.test",
+                  java.util.List.of("h2"), 32, false), 1)};
+          String[] listeners = {"explicit", "explicit", "sni"};
+          for (int i = 0; i < sends.length; i++) {
+            try (Socket s = DataPlaneTest.socket(p.port(listeners[i]))) {
+              s.getOutputStream().write(sends[i]);
+              sleep(300); // decided; the upstream connect waits in the origin's backlog
+              s.setSoLinger(true, 0); // gone: a reset (a FIN could be a half-close, and wait)
+            }
+          }
+          DataPlaneTest.await("the clients to be gone",
+              () -> p.server.runtime().limits().open() == 0);
+          for (Socket q : queued) { // room in the accept queue: the proxy's SYNs get through
+            origin.accept().close();
+          }
+          origin.setSoTimeout(20_000);
+          for (int i = 0; i < sends.length; i++) {
+            try (Socket up = origin.accept()) {
+              up.setSoTimeout(5_000);
+              assertThat(up.getInputStream().readAllBytes())
+                  .as("what reached the origin before the proxy closed (connection %d)", i)
+                  .isEmpty();
+            }
+          }
+          java.util.List<String> log = p.closeAndReadLog();
+          for (String host : java.util.List.of("a", "b", "c")) {
+            assertThat(log).as("the log for %s.allowed.test", host)
+                .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
+                .satisfiesExactly(
+                    l -> assertThat(l).contains("\"event\":\"decision\"")
+                        .contains("\"decision\":\"allow\"")
+                        .contains("\"upstream\":\"127.0.0.1:" + port + "\""),
+                    l -> assertThat(l).contains("\"event\":\"close\"")
+                        .contains("\"bytesUp\":0,"));
+          }
+        }
+      } finally {
+        for (Socket q : queued) {
+          q.close();
+        }
+      }
+    }
+  }
+
+  /**
+   * An absolute-form request whose client resets while the origin has not answered: the
+   * exchange still gets its close line (it ends there), and the upstream connection is closed.
+   */
+  @Test
+  void anHttpExchangeTheClientWalksOutOfIsClosedAndLogged(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = new ServerSocket(0, 4, InetAddress.getLoopbackAddress())) {
+      int port = origin.getLocalPort();
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"))) {
+        Socket s = DataPlaneTest.socket(p.port("explicit"));
+        s.getOutputStream().write(("GET http://www.allowed.test:" + port + "/slow HTTP/1.1\r\n"
+            + "Host: www.allowed.test:" + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        origin.setSoTimeout(10_000);
+        try (Socket up = origin.accept()) {
+          up.setSoTimeout(10_000);
+          assertThat(DataPlaneTest.readHead(up.getInputStream())).startsWith("GET /slow ");
+          s.setSoLinger(true, 0);
+          s.close(); // a reset, the answer not begun
+          assertThat(up.getInputStream().read()).as("the upstream connection closed").isEqualTo(-1);
+        }
+        DataPlaneTest.await("the client to be gone", () -> p.server.runtime().limits().open() == 0);
+        assertThat(p.closeAndReadLog()).filteredOn(l -> l.contains("www.allowed.test"))
+            .satisfiesExactly(
+                l -> assertThat(l).contains("\"event\":\"decision\"")
+                    .contains("\"decision\":\"allow\""),
+                l -> assertThat(l).contains("\"event\":\"close\"")
+                    .contains("\"bytesDown\":0,"));
+      }
+    }
+  }
+
+  /**
+   * Connects to {@code origin} (backlog 1) until its accept queue is full, so that the kernel
+   * drops the next SYN until there is room: a connect that waits. The sockets, to close after.
+   */
+  static java.util.List<Socket> fillAcceptQueue(ServerSocket origin) throws IOException {
+    java.util.List<Socket> queued = new java.util.ArrayList<>();
+    for (int i = 0; i < 8; i++) { // the accept queue of backlog 1 takes two; bounded anyway
+      Socket q = new Socket();
+      try {
+        q.connect(origin.getLocalSocketAddress(), 300);
+        queued.add(q);
+      } catch (java.net.SocketTimeoutException full) {
+        q.close();
+        break;
+      }
+    }
+    return queued;
   }
 
   /** The byte at {@code offset} of what {@link #writeUntilBlocked} writes. */
