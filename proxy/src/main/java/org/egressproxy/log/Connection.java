@@ -81,8 +81,10 @@ public final class Connection {
 
   /** One JSON object: the contract's fields, absent when unknown. */
   public String toJson(String event, Instant now) {
-    StringBuilder sb = new StringBuilder(256);
-    sb.append("{\"ts\":\"").append(now).append('"');
+    StringBuilder sb = new StringBuilder(512);
+    sb.append("{\"ts\":\"");
+    IsoInstant.append(sb, now);
+    sb.append('"');
     str(sb, "event", event);
     str(sb, "listener", listener);
     str(sb, "client", client);

@@ -7,7 +7,16 @@ public final class Json {
   /** Appends {@code s} as a JSON string: quotes, backslash and every control character escaped. */
   public static void quote(StringBuilder sb, String s) {
     sb.append('"');
-    for (int i = 0; i < s.length(); i++) {
+    int plain = 0; // the common case - a host name, an address - has nothing to escape
+    while (plain < s.length() && !escaped(s.charAt(plain))) {
+      plain++;
+    }
+    if (plain == s.length()) {
+      sb.append(s).append('"');
+      return;
+    }
+    sb.append(s, 0, plain);
+    for (int i = plain; i < s.length(); i++) {
       char c = s.charAt(i);
       switch (c) {
         case '"' -> sb.append("\\\"");
@@ -25,6 +34,10 @@ public final class Json {
       }
     }
     sb.append('"');
+  }
+
+  private static boolean escaped(char c) {
+    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f || c == 0x2028 || c == 0x2029;
   }
 
   public static String quote(String s) {
