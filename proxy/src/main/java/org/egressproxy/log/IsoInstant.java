@@ -29,27 +29,20 @@ final class IsoInstant {
     if (nano != 0) {
       sb.append('.');
       if (nano % 1_000_000 == 0) {
-        digits(sb, nano / 1_000_000, 3);
+        digits(sb, nano / 1_000_000, 100);
       } else if (nano % 1_000 == 0) {
-        digits(sb, nano / 1_000, 6);
+        digits(sb, nano / 1_000, 100_000);
       } else {
-        digits(sb, nano, 9);
+        digits(sb, nano, 100_000_000);
       }
     }
     sb.append('Z');
   }
 
-  private static void digits(StringBuilder sb, int value, int width) {
-    for (int div = pow10(width - 1); div > 0; div /= 10) {
-      sb.append((char) ('0' + value / div % 10));
+  /** {@code value}'s digits from {@code place} (100 for three digits) down, zeros kept. */
+  private static void digits(StringBuilder sb, int value, int place) {
+    for (; place > 0; place /= 10) {
+      sb.append((char) ('0' + value / place % 10));
     }
-  }
-
-  private static int pow10(int n) {
-    int p = 1;
-    for (int i = 0; i < n; i++) {
-      p *= 10;
-    }
-    return p;
   }
 }

@@ -34,8 +34,8 @@ public final class Tunnels {
 
   /**
    * The client went away while its upstream connected: the allowed decision is logged and
-   * counted as any other (with the upstream it reached), the connection's end with it - nothing
-   * was relayed - and the upstream is closed before anything is sent to it.
+   * counted as any other (with the upstream it reached), followed by its close line (nothing
+   * relayed), and the upstream is closed before anything is sent to it.
    */
   public static void abandoned(ProxyRuntime runtime, Connection c, Channel upstream) {
     c.upstream = address(upstream);
