@@ -330,7 +330,7 @@ public final class UpstreamConnector implements AutoCloseable {
       if (f.isSuccess()) {
         metrics.upstreamConnect().record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
         if (!promise.trySuccess(f.channel())) {
-          f.channel().close(); // the client went away meanwhile
+          f.channel().close(); // the promise was settled already: this connection is not used
         }
       } else {
         tryConnect(loop, addresses, index + 1, port, init, promise, f.cause());
