@@ -55,6 +55,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   /** Body parts of the current request that arrived while its upstream was connecting. */
   private final ArrayDeque<HttpContent> bodyWhileConnecting = new ArrayDeque<>();
   private boolean connecting;
+  /** The upstream being looked up and connected; cancelled if the client goes away first. */
+  private Future<Channel> pendingConnect;
   private ChannelHandlerContext ctx;
   private Channel upstream;
   private String upstreamKey;
@@ -230,8 +232,15 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
             ch.pipeline().addLast("response", new ResponseRelay());
           }
         });
+    pendingConnect = f;
     f.addListener((Future<Channel> done) -> {
       connecting = false;
+      pendingConnect = null;
+      if (done.isCancelled()) { // the client went away while the name was looked up
+        exchange = null;
+        org.egressproxy.tunnel.Tunnels.abandoned(runtime, c, null);
+        return;
+      }
       if (!done.isSuccess()) {
         HttpContent part;
         while ((part = bodyWhileConnecting.poll()) != null) {
@@ -350,6 +359,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     ctx.fireChannelInactive();
+    if (pendingConnect != null) {
+      pendingConnect.cancel(false); // no lookup or connect left to do for a client that is gone
+    }
     Connection cut = exchange;
     if (cut != null && cut.upstream != null && cut.decision != null && cut.decision.forward()
         && cut.reason == null) {

@@ -40,6 +40,8 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
   static final int EARLY_LIMIT = 64 * 1024;
   private boolean tunnelling;
   private int earlyBytes;
+  /** The upstream being looked up and connected; cancelled if the client goes away first. */
+  private Future<Channel> connecting;
 
   public HttpProxyHandler(ProxyRuntime runtime) {
     this.runtime = runtime;
@@ -124,11 +126,25 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     ctx.pipeline().remove(PipelineNames.AUTH);
     Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
         runtime.decider().policy(), Tunnels.emptyInit());
+    connecting = f;
     f.addListener((Future<Channel> done) -> connected(ctx, c, d, done));
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) {
+    if (connecting != null) {
+      connecting.cancel(false); // no lookup or connect left to do for a client that is gone
+    }
+    ctx.fireChannelInactive();
   }
 
   private void connected(ChannelHandlerContext ctx, Connection c, Destination d,
       Future<Channel> f) {
+    connecting = null;
+    if (f.isCancelled()) {
+      Tunnels.abandoned(runtime, c, null);
+      return;
+    }
     if (!f.isSuccess()) {
       UpstreamFailure r = UpstreamFailure.of(runtime, c, f.cause());
       runtime.decided(c);

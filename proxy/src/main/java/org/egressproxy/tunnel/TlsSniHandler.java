@@ -38,6 +38,8 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   private int firstByte = -1;
   private boolean decided;
   private ScheduledFuture<?> timeout;
+  /** The upstream being looked up and connected; cancelled if the client goes away first. */
+  private Future<Channel> connecting;
 
   public TlsSniHandler(ProxyRuntime runtime, int upstreamPort) {
     super(MAX_CLIENT_HELLO);
@@ -154,8 +156,17 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       runtime.decided(c);
       return alertAndClose(ctx, TlsAlerts.ACCESS_DENIED);
     }
-    return runtime.connector().connect(ctx.channel().eventLoop(), d,
+    connecting = runtime.connector().connect(ctx.channel().eventLoop(), d,
         runtime.decider().policy(), Tunnels.emptyInit());
+    return connecting;
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+    if (connecting != null) {
+      connecting.cancel(false); // no lookup or connect left to do for a client that is gone
+    }
+    super.channelInactive(ctx);
   }
 
   @Override
@@ -164,6 +175,11 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
       timeout.cancel(false);
     }
     Connection c = ProxyRuntime.connection(ctx.channel());
+    connecting = null;
+    if (future.isCancelled()) {
+      Tunnels.abandoned(runtime, c, null);
+      return;
+    }
     if (!future.isSuccess()) {
       Upstreams.failed(runtime, c, future.cause());
       runtime.decided(c);

@@ -33,15 +33,20 @@ public final class Tunnels {
   }
 
   /**
-   * The client went away while its upstream connected: the allowed decision is logged and
-   * counted as any other (with the upstream it reached), followed by its close line (nothing
-   * relayed), and the upstream is closed before anything is sent to it.
+   * The client went away while its upstream was looked up or connected: the allowed decision is
+   * logged and counted as any other (with the upstream it reached, if it got that far), followed
+   * by its close line (nothing relayed), and the upstream, if any, is closed before anything is
+   * sent to it.
    */
   public static void abandoned(ProxyRuntime runtime, Connection c, Channel upstream) {
-    c.upstream = address(upstream);
+    if (upstream != null) {
+      c.upstream = address(upstream);
+    }
     runtime.decided(c);
     runtime.log().close(c);
-    upstream.close();
+    if (upstream != null) {
+      upstream.close();
+    }
   }
 
   /**

@@ -307,6 +307,9 @@ public final class UpstreamConnector implements AutoCloseable {
 
   private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
       ChannelInitializer<Channel> init, Promise<Channel> promise, Throwable last) {
+    if (promise.isDone()) {
+      return; // cancelled: the client went away while its name was looked up
+    }
     if (index >= addresses.size()) {
       boolean timeout = last instanceof io.netty.channel.ConnectTimeoutException;
       promise.tryFailure(new UpstreamException(timeout ? Failure.TIMEOUT : Failure.REFUSED,
@@ -326,6 +329,12 @@ public final class UpstreamConnector implements AutoCloseable {
         .option(ChannelOption.RCVBUF_ALLOCATOR, org.egressproxy.net.ProxyServer.READS)
         .handler(init)
         .connect(new InetSocketAddress(address, port));
+    // A client that goes away cancels the promise: stop the connect (its SYNs) there and then.
+    promise.addListener(p -> {
+      if (p.isCancelled()) {
+        cf.channel().close();
+      }
+    });
     cf.addListener((ChannelFuture f) -> {
       if (f.isSuccess()) {
         metrics.upstreamConnect().record(System.nanoTime() - start, TimeUnit.NANOSECONDS);

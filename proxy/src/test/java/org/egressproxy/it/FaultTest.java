@@ -1,6 +1,7 @@
 package org.egressproxy.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
@@ -226,13 +227,12 @@ class FaultTest {
   /**
    * Clients that leave (reset) while the proxy connects to their upstream (the origin's accept
    * queue is full, so the connects wait): a CONNECT, an absolute-form GET and a transparent
-   * ClientHello.
-   * Each decision is still logged and counted, with a close line (nothing relayed), and each
-   * upstream connection is closed as soon as it is up - none is left open, and nothing of the
-   * abandoned requests reaches the origin.
+   * ClientHello. The connects are dropped there and then - once the origin has room again no
+   * connection arrives - and each allowed decision is still logged and counted, with its close
+   * line (nothing relayed).
    */
   @Test
-  void clientsThatLeaveWhileTheUpstreamConnectsAreLoggedAndLeaveNothingOpen(@TempDir Path dir)
+  void clientsThatLeaveWhileTheUpstreamConnectsStopTheConnectAndAreLogged(@TempDir Path dir)
       throws Exception {
     try (ServerSocket origin = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       int port = origin.getLocalPort();
@@ -269,26 +269,20 @@ class FaultTest {
           }
           DataPlaneTest.await("the clients to be gone",
               () -> p.server.runtime().limits().open() == 0);
-          for (Socket q : queued) { // room in the accept queue: the proxy's SYNs get through
+          for (Socket q : queued) { // room in the accept queue: a SYN would get through now
             origin.accept().close();
           }
-          origin.setSoTimeout(20_000);
-          for (int i = 0; i < sends.length; i++) {
-            try (Socket up = origin.accept()) {
-              up.setSoTimeout(5_000);
-              assertThat(up.getInputStream().readAllBytes())
-                  .as("what reached the origin before the proxy closed (connection %d)", i)
-                  .isEmpty();
-            }
-          }
+          origin.setSoTimeout(3_000); // past the SYN retransmits (1 s, then 3 s after the first)
+          assertThatThrownBy(() -> origin.accept().close())
+              .as("a connection to the origin after the clients left")
+              .isInstanceOf(java.net.SocketTimeoutException.class);
           java.util.List<String> log = p.closeAndReadLog();
           for (String host : java.util.List.of("a", "b", "c")) {
             assertThat(log).as("the log for %s.allowed.test", host)
                 .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
                 .satisfiesExactly(
                     l -> assertThat(l).contains("\"event\":\"decision\"")
-                        .contains("\"decision\":\"allow\"")
-                        .contains("\"upstream\":\"127.0.0.1:" + port + "\""),
+                        .contains("\"decision\":\"allow\"").doesNotContain("\"upstream\""),
                     l -> assertThat(l).contains("\"event\":\"close\"")
                         .contains("\"bytesUp\":0,"));
           }
@@ -296,6 +290,67 @@ class FaultTest {
       } finally {
         for (Socket q : queued) {
           q.close();
+        }
+      }
+    }
+  }
+
+  /**
+   * Clients that reset while their name is still being looked up (a name server that answers
+   * after 1.5 s): a CONNECT, an absolute-form GET and a transparent ClientHello. The lookups are
+   * dropped: the origin never sees a connection, and each allowed decision is still logged and
+   * counted, with its close line.
+   */
+  @Test
+  void clientsThatLeaveDuringTheLookupCostTheOriginNothing(@TempDir Path dir) throws Exception {
+    java.util.List<String> loopback = java.util.List.of("127.0.0.1");
+    try (ServerSocket origin = new ServerSocket(0, 8, InetAddress.getLoopbackAddress());
+        TestDns slow = new TestDns(java.util.Map.of("e.allowed.test", loopback,
+            "f.allowed.test", loopback, "g.allowed.test", loopback), false, 1500)) {
+      int port = origin.getLocalPort();
+      String yaml = """
+          listeners:
+            - {name: explicit, mode: http-proxy, bind: "127.0.0.1:0"}
+            - {name: sni, mode: tls-sni, bind: "127.0.0.1:0", upstreamPort: %1$d}
+          policy:
+            rules:
+              - {allow: "*.allowed.test", ports: [%1$d]}
+            allowDestinationCidrs: [127.0.0.1/32]
+          resolver:
+            servers: ["%2$s"]
+          timeouts: {dns: 5s}
+          """.formatted(port, slow.address());
+      try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
+        byte[][] sends = {
+            ("CONNECT e.allowed.test:" + port + " HTTP/1.1\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII),
+            ("GET http://f.allowed.test:" + port + "/abandoned HTTP/1.1\r\nHost: f.allowed.test:"
+                + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII),
+            ClientHellos.records(ClientHellos.handshake("g.allowed.test",
+                java.util.List.of("h2"), 32, false), 1)};
+        String[] listeners = {"explicit", "explicit", "sni"};
+        for (int i = 0; i < sends.length; i++) {
+          try (Socket s = DataPlaneTest.socket(p.port(listeners[i]))) {
+            s.getOutputStream().write(sends[i]);
+            sleep(200); // decided; the name server has not answered yet
+            s.setSoLinger(true, 0); // gone: a reset
+          }
+        }
+        DataPlaneTest.await("the name server to be asked for all three",
+            () -> slow.queries.get() >= 3);
+        origin.setSoTimeout(3_000); // past the answers (1.5 s after each query)
+        assertThatThrownBy(() -> origin.accept().close())
+            .as("a connection to the origin after the clients left")
+            .isInstanceOf(java.net.SocketTimeoutException.class);
+        java.util.List<String> log = p.closeAndReadLog();
+        for (String host : java.util.List.of("e", "f", "g")) {
+          assertThat(log).as("the log for %s.allowed.test", host)
+              .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
+              .satisfiesExactly(
+                  l -> assertThat(l).contains("\"event\":\"decision\"")
+                      .contains("\"decision\":\"allow\"").doesNotContain("\"upstream\""),
+                  l -> assertThat(l).contains("\"event\":\"close\"")
+                      .contains("\"bytesUp\":0,"));
         }
       }
     }

@@ -31,7 +31,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A DNS server on 127.0.0.1 (UDP) for the proxy's {@code resolver.servers}: answers A and AAAA
  * queries from a fixed table (what a rebinding attacker's name server would say), NXDOMAIN for
- * the rest; or, when {@code silent}, reads every query and never answers.
+ * the rest, at once or after a delay; or, when {@code silent}, reads every query and never
+ * answers.
  */
 public final class TestDns implements AutoCloseable {
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
@@ -41,6 +42,11 @@ public final class TestDns implements AutoCloseable {
 
   /** @param answers name (no trailing dot) to its addresses */
   public TestDns(Map<String, List<String>> answers, boolean silent) {
+    this(answers, silent, 0);
+  }
+
+  /** The same, each answer sent {@code delayMs} after its query (a slow name server). */
+  public TestDns(Map<String, List<String>> answers, boolean silent, long delayMs) {
     channel = new Bootstrap().group(group).channel(NioDatagramChannel.class)
         .handler(new ChannelInitializer<DatagramChannel>() {
           @Override
@@ -50,8 +56,15 @@ public final class TestDns implements AutoCloseable {
                   @Override
                   protected void channelRead0(ChannelHandlerContext ctx, DatagramDnsQuery q) {
                     queries.incrementAndGet();
-                    if (!silent) {
-                      ctx.writeAndFlush(answer(q, answers));
+                    if (silent) {
+                      return;
+                    }
+                    DatagramDnsResponse r = answer(q, answers);
+                    if (delayMs > 0) {
+                      ctx.executor().schedule(() -> ctx.writeAndFlush(r), delayMs,
+                          TimeUnit.MILLISECONDS);
+                    } else {
+                      ctx.writeAndFlush(r);
                     }
                   }
                 });
