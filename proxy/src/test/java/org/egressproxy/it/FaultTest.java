@@ -252,21 +252,7 @@ class FaultTest {
             timeouts: {connect: 20s}
             """.formatted(port, port);
         try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
-          byte[][] sends = {
-              ("CONNECT a.allowed.test:" + port + " HTTP/1.1\r\n\r\n")
-                  .getBytes(StandardCharsets.US_ASCII),
-              ("GET http://b.allowed.test:" + port + "/abandoned HTTP/1.1\r\nHost: b.allowed.test:"
-                  + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII),
-              ClientHellos.records(ClientHellos.handshake("c.allowed.test",
-                  java.util.List.of("h2"), 32, false), 1)};
-          String[] listeners = {"explicit", "explicit", "sni"};
-          for (int i = 0; i < sends.length; i++) {
-            try (Socket s = DataPlaneTest.socket(p.port(listeners[i]))) {
-              s.getOutputStream().write(sends[i]);
-              sleep(300); // decided; the upstream connect waits in the origin's backlog
-              s.setSoLinger(true, 0); // gone: a reset (a FIN could be a half-close, and wait)
-            }
-          }
+          askAndReset(p, port, "a", "b", "c"); // the connects wait in the origin's backlog
           DataPlaneTest.await("the clients to be gone",
               () -> p.server.runtime().limits().open() == 0);
           for (Socket q : queued) { // room in the accept queue: a SYN would get through now
@@ -276,16 +262,7 @@ class FaultTest {
           assertThatThrownBy(() -> origin.accept().close())
               .as("a connection to the origin after the clients left")
               .isInstanceOf(java.net.SocketTimeoutException.class);
-          java.util.List<String> log = p.closeAndReadLog();
-          for (String host : java.util.List.of("a", "b", "c")) {
-            assertThat(log).as("the log for %s.allowed.test", host)
-                .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
-                .satisfiesExactly(
-                    l -> assertThat(l).contains("\"event\":\"decision\"")
-                        .contains("\"decision\":\"allow\"").doesNotContain("\"upstream\""),
-                    l -> assertThat(l).contains("\"event\":\"close\"")
-                        .contains("\"bytesUp\":0,"));
-          }
+          allowedAndClosedWithoutUpstream(p.closeAndReadLog(), "a", "b", "c");
         }
       } finally {
         for (Socket q : queued) {
@@ -321,38 +298,50 @@ class FaultTest {
           timeouts: {dns: 5s}
           """.formatted(port, slow.address());
       try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"))) {
-        byte[][] sends = {
-            ("CONNECT e.allowed.test:" + port + " HTTP/1.1\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII),
-            ("GET http://f.allowed.test:" + port + "/abandoned HTTP/1.1\r\nHost: f.allowed.test:"
-                + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII),
-            ClientHellos.records(ClientHellos.handshake("g.allowed.test",
-                java.util.List.of("h2"), 32, false), 1)};
-        String[] listeners = {"explicit", "explicit", "sni"};
-        for (int i = 0; i < sends.length; i++) {
-          try (Socket s = DataPlaneTest.socket(p.port(listeners[i]))) {
-            s.getOutputStream().write(sends[i]);
-            sleep(200); // decided; the name server has not answered yet
-            s.setSoLinger(true, 0); // gone: a reset
-          }
-        }
+        askAndReset(p, port, "e", "f", "g"); // the name server has not answered yet
         DataPlaneTest.await("the name server to be asked for all three",
             () -> slow.queries.get() >= 3);
         origin.setSoTimeout(3_000); // past the answers (1.5 s after each query)
         assertThatThrownBy(() -> origin.accept().close())
             .as("a connection to the origin after the clients left")
             .isInstanceOf(java.net.SocketTimeoutException.class);
-        java.util.List<String> log = p.closeAndReadLog();
-        for (String host : java.util.List.of("e", "f", "g")) {
-          assertThat(log).as("the log for %s.allowed.test", host)
-              .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
-              .satisfiesExactly(
-                  l -> assertThat(l).contains("\"event\":\"decision\"")
-                      .contains("\"decision\":\"allow\"").doesNotContain("\"upstream\""),
-                  l -> assertThat(l).contains("\"event\":\"close\"")
-                      .contains("\"bytesUp\":0,"));
-        }
+        allowedAndClosedWithoutUpstream(p.closeAndReadLog(), "e", "f", "g");
       }
+    }
+  }
+
+  /**
+   * Through {@code p}: a CONNECT to {@code HOST1.allowed.test}, an absolute-form GET for
+   * {@code HOST2...} and a ClientHello for {@code HOST3...} (on its {@code sni} listener), each
+   * client reset 200 ms after its request, once decided (a FIN could be a half-close, and wait).
+   */
+  static void askAndReset(ProxyFixture p, int port, String... hosts) throws IOException {
+    byte[][] sends = {
+        ("CONNECT " + hosts[0] + ".allowed.test:" + port + " HTTP/1.1\r\n\r\n")
+            .getBytes(StandardCharsets.US_ASCII),
+        ("GET http://" + hosts[1] + ".allowed.test:" + port + "/abandoned HTTP/1.1\r\nHost: "
+            + hosts[1] + ".allowed.test:" + port + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII),
+        ClientHellos.records(ClientHellos.handshake(hosts[2] + ".allowed.test",
+            java.util.List.of("h2"), 32, false), 1)};
+    String[] listeners = {"explicit", "explicit", "sni"};
+    for (int i = 0; i < sends.length; i++) {
+      try (Socket s = DataPlaneTest.socket(p.port(listeners[i]))) {
+        s.getOutputStream().write(sends[i]);
+        sleep(200);
+        s.setSoLinger(true, 0);
+      }
+    }
+  }
+
+  /** Each {@code HOST.allowed.test}: an allow decision without upstream, then its close line. */
+  static void allowedAndClosedWithoutUpstream(java.util.List<String> log, String... hosts) {
+    for (String host : hosts) {
+      assertThat(log).as("the log for %s.allowed.test", host)
+          .filteredOn(l -> l.contains("\"host\":\"" + host + ".allowed.test\""))
+          .satisfiesExactly(
+              l -> assertThat(l).contains("\"event\":\"decision\"")
+                  .contains("\"decision\":\"allow\"").doesNotContain("\"upstream\""),
+              l -> assertThat(l).contains("\"event\":\"close\"").contains("\"bytesUp\":0,"));
     }
   }
 
