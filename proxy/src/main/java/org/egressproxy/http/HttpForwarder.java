@@ -54,8 +54,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private final ArrayDeque<Object> queued = new ArrayDeque<>();
   /** Body parts of the current request that arrived while its upstream was connecting. */
   private final ArrayDeque<HttpContent> bodyWhileConnecting = new ArrayDeque<>();
-  private boolean connecting;
-  /** The upstream being looked up and connected; cancelled if the client goes away first. */
+  /**
+   * The upstream being looked up and connected (null when none is): the body waits for it, and
+   * it is cancelled if the client goes away first.
+   */
   private Future<Channel> pendingConnect;
   private ChannelHandlerContext ctx;
   private Channel upstream;
@@ -108,7 +110,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       exchange.bytesUp += content.content().readableBytes();
       meters.up().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
-      if (connecting) {
+      if (pendingConnect != null) {
         bodyWhileConnecting.add(content); // released or written once the connect completes
       } else {
         upstream.writeAndFlush(msg); // ownership passes to the upstream's outbound buffer
@@ -223,7 +225,6 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       old.close();
     }
     ctx.channel().config().setAutoRead(false); // hold the body until the upstream is there
-    connecting = true;
     Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
         runtime.decider().policy(), new ChannelInitializer<>() {
           @Override
@@ -232,9 +233,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
             ch.pipeline().addLast("response", new ResponseRelay());
           }
         });
-    pendingConnect = f;
+    pendingConnect = f; // set before the listener, which may run at once and clear it
     f.addListener((Future<Channel> done) -> {
-      connecting = false;
       pendingConnect = null;
       if (done.isCancelled()) { // the client went away while the name was looked up
         exchange = null;
