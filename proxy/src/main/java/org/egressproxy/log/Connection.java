@@ -41,6 +41,7 @@ public final class Connection {
   public String upstream;
   public long bytesUp;
   public long bytesDown;
+  private boolean closeLogged;
 
   public Connection(String listener, String client) {
     this(listener, client, null, null);
@@ -63,6 +64,17 @@ public final class Connection {
   /** A record for one request on this connection (kept-alive HTTP). */
   public Connection forRequest() {
     return new Connection(listener, client, clientAddress, originalDst, this);
+  }
+
+  /**
+   * True the first time only: a connection's end can be seen from more than one place (its
+   * set-up handler and its channel's end may both learn that the client went away), and it has
+   * one close line.
+   */
+  public boolean firstClose() {
+    boolean first = !closeLogged;
+    closeLogged = true;
+    return first;
   }
 
   /** The client connection's own record. */

@@ -109,8 +109,11 @@ public final class DecisionLog implements AutoCloseable {
     offer(c, "decision");
   }
 
+  /** The close line of an allowed connection or exchange; once, however often it is asked. */
   public void close(Connection c) {
-    offer(c, "close");
+    if (c.firstClose()) {
+      offer(c, "close");
+    }
   }
 
   private void offer(Connection c, String event) {

@@ -205,10 +205,21 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
 
   /**
    * A ClientHello over {@link #MAX_CLIENT_HELLO}, or records Netty cannot frame: refused like any
-   * other bad hello, at once (it would otherwise wait for the hello timeout).
+   * other bad hello, at once (it would otherwise wait for the hello timeout). A reset is not a
+   * bad hello.
    */
   @Override
-  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
+    if (!(cause instanceof io.netty.handler.codec.DecoderException)) {
+      // The client reset the connection: before a decision, logged as its FIN would be (a
+      // partial ClientHello is a bad request, nothing at all a probe); after it, the lookup or
+      // connect in progress is abandoned (channelInactive).
+      if (!decided) {
+        userEventTriggered(ctx, io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
+      }
+      ctx.close();
+      return;
+    }
     Connection c = ProxyRuntime.connection(ctx.channel());
     if (decided || c == null) {
       ctx.close();

@@ -91,12 +91,14 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
 
   /**
    * A ClientHello over {@link TlsSniHandler#MAX_CLIENT_HELLO} or records Netty cannot frame:
-   * Netty has closed the client; the tunnel ends, logged as a bad request.
+   * Netty has closed the client; the tunnel ends, logged as a bad request. Any other error (the
+   * client reset the connection) ends the tunnel as the client's closing would: with its close
+   * line, not as a refusal.
    */
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     Connection c = ProxyRuntime.connection(ctx.channel());
-    if (!refused && c != null) {
+    if (!refused && c != null && cause instanceof io.netty.handler.codec.DecoderException) {
       refused = true;
       c.reason = "bad-request";
       runtime.decided(c);

@@ -42,6 +42,25 @@ class DecisionLogTest {
     }
   }
 
+  /**
+   * A connection has one close line even when two places learn of its end (its set-up handler
+   * and its channel's end, when the client leaves as the upstream connects: ChaosTest found two).
+   */
+  @Test
+  void aConnectionIsClosedInTheLogOnce(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("decisions.jsonl");
+    try (DecisionLog log = DecisionLog.open(file.toString())) {
+      Connection c = new Connection("explicit", "127.0.0.1:40000");
+      Connection request = c.forRequest();
+      log.close(c);
+      log.close(c);
+      log.close(request); // a request's record is its own
+      awaitLines(file, 2);
+      Thread.sleep(DecisionLog.IDLE_NANOS / 1_000_000 + 100); // a third line would be out now
+      assertThat(Files.readAllLines(file)).hasSize(2);
+    }
+  }
+
   private static void awaitLines(Path file, int n) throws Exception {
     long deadline = System.nanoTime() + 10_000_000_000L;
     while (lines(file) < n) {
