@@ -69,6 +69,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean closeAfter;
   private boolean informational;
   private boolean headRequest;
+  private boolean answered; // the exchange in flight's final response head went to the client
+  private boolean reused; // the exchange in flight went on an upstream an earlier one used
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
   private boolean draining; // the proxy is stopping: close once no exchange is in flight
 
@@ -212,8 +214,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     exchange = c;
     meters = runtime.metrics().bytes(c.listener, c.source);
     requestDone = false;
+    answered = false;
     String key = d.host() + ":" + port;
-    if (upstream != null && upstream.isActive() && key.equals(upstreamKey)) {
+    reused = upstream != null && upstream.isActive() && key.equals(upstreamKey);
+    if (reused) {
       runtime.decided(c);
       c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
       upstream.writeAndFlush(out);
@@ -423,17 +427,53 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /**
+   * The upstream of the exchange in flight closed or sent what is not HTTP. Before the answer's
+   * head: a 502 that says so (the client's connection stays open when the request was read
+   * whole) - except for a connection closed on reuse, where the client's connection is closed
+   * instead, as the origin's own closing would have been, so the client retries on a new one
+   * (RFC 9112 section 9.3.1). After the head: the answer is cut short, and only closing the
+   * client's connection says so.
+   */
+  private void upstreamFailed(Channel failed, String what, boolean retryable) {
+    upstream = null;
+    upstreamKey = null;
+    if (failed != null) {
+      failed.close();
+    }
+    if (answered || retryable) {
+      ctx.close(); // channelInactive writes the exchange's close line
+      return;
+    }
+    Connection c = exchange;
+    ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), 502, "Bad Gateway", "egress-proxy: "
+        + c.method + " " + c.host + ":" + c.port + " failed: the upstream " + what,
+        closeAfter || !requestDone));
+    if (!requestDone) {
+      discarding = true; // the rest of the body has nowhere to go
+      closeAfter = true;
+    }
+    exchangeDone();
+  }
+
   /** Upstream side: responses go back to the client as they come, with backpressure. */
   private final class ResponseRelay extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext uctx, Object msg) {
-      if (!(msg instanceof HttpObject) || exchange == null || uctx.channel() != upstream) {
+      if (!(msg instanceof HttpObject o) || exchange == null || uctx.channel() != upstream) {
         ReferenceCountUtil.release(msg);
+        return;
+      }
+      if (o.decoderResult().isFailure()) {
+        ReferenceCountUtil.release(msg);
+        upstreamFailed(uctx.channel(), "answered with something that is not HTTP/1.1 ("
+            + o.decoderResult().cause().getMessage() + ")", false);
         return;
       }
       if (msg instanceof HttpResponse resp) {
         int code = resp.status().code();
         informational = code >= 100 && code < 200 && code != 101;
+        answered |= !informational;
         HttpResponse out = new io.netty.handler.codec.http.DefaultHttpResponse(
             HttpVersion.HTTP_1_1, resp.status());
         copyEndToEnd(resp.headers(), out.headers());
@@ -485,10 +525,26 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       if (uctx.channel() != upstream) {
         return; // a previous host's connection, closed on purpose
       }
-      upstream = null;
       if (exchange != null) {
-        ctx.close(); // the origin went away mid-exchange: nothing sensible to send
+        upstreamFailed(null, "closed the connection before answering", reused);
+      } else {
+        upstream = null;
       }
+    }
+
+    /**
+     * The origin's FIN (upstream connections allow half-closure, for tunnels): after the
+     * decoder has ended a body delimited by it, nothing more can come, so the connection is
+     * closed - an exchange still waiting for its answer fails ({@link #upstreamFailed}), an idle
+     * one is not reused.
+     */
+    @Override
+    public void userEventTriggered(ChannelHandlerContext uctx, Object evt) {
+      if (evt instanceof ChannelInputShutdownEvent) {
+        uctx.close();
+        return;
+      }
+      uctx.fireUserEventTriggered(evt);
     }
 
     @Override

@@ -365,13 +365,140 @@ class FaultTest {
           s.close(); // a reset, the answer not begun
           assertThat(up.getInputStream().read()).as("the upstream connection closed").isEqualTo(-1);
         }
+        allowedThenClosed(p, "\"bytesDown\":0,");
+      }
+    }
+  }
+
+  /**
+   * Once the client is gone: one allowed decision for www.allowed.test and its close line,
+   * which contains {@code closeHas}.
+   */
+  static void allowedThenClosed(ProxyFixture p, String closeHas) throws Exception {
+    DataPlaneTest.await("the client to be gone", () -> p.server.runtime().limits().open() == 0);
+    assertThat(p.closeAndReadLog()).filteredOn(l -> l.contains("www.allowed.test"))
+        .satisfiesExactly(
+            l -> assertThat(l).contains("\"event\":\"decision\"")
+                .contains("\"decision\":\"allow\""),
+            l -> assertThat(l).contains("\"event\":\"close\"").contains(closeHas));
+  }
+
+  /**
+   * An origin that resets or sends its FIN after a request, or answers with something that is
+   * not HTTP: the client gets a 502 that says which, on a connection that stays open. An origin
+   * that closes a connection the proxy reuses, as the request reaches it: the client's
+   * connection is closed without an answer, as the origin's would have been, so that the client
+   * retries the request on a new one. One that closes an idle kept-alive connection: the next
+   * request goes on a new connection.
+   */
+  @Test
+  void anOriginThatFailsBeforeItsAnswerGetsA502(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      java.util.concurrent.CompletableFuture<Integer> garbageEnd =
+          new java.util.concurrent.CompletableFuture<>();
+      daemon("failing-origin", () -> {
+        try {
+          Socket reset = origin.accept();
+          DataPlaneTest.readHead(reset.getInputStream());
+          reset.setSoLinger(true, 0);
+          reset.close();
+          Socket fin = origin.accept();
+          DataPlaneTest.readHead(fin.getInputStream());
+          fin.shutdownOutput(); // a FIN, no answer
+          fin.getInputStream().read();
+          fin.close();
+          Socket garbage = origin.accept();
+          DataPlaneTest.readHead(garbage.getInputStream());
+          garbage.getOutputStream().write("SSH-2.0-OpenSSH_9.2p1\r\n".getBytes(
+              StandardCharsets.US_ASCII));
+          garbage.setSoTimeout(10_000);
+          garbageEnd.complete(garbage.getInputStream().read());
+          garbage.close();
+          Socket reused = origin.accept();
+          DataPlaneTest.readHead(reused.getInputStream());
+          reused.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+              .getBytes(StandardCharsets.US_ASCII));
+          DataPlaneTest.readHead(reused.getInputStream()); // the next request: closed unanswered
+          reused.close();
+          Socket idle = origin.accept(); // answers, then closes while idle
+          DataPlaneTest.readHead(idle.getInputStream());
+          idle.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle"
+              .getBytes(StandardCharsets.US_ASCII));
+          idle.close();
+          Socket fresh = origin.accept();
+          DataPlaneTest.readHead(fresh.getInputStream());
+          fresh.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"
+              .getBytes(StandardCharsets.US_ASCII));
+          fresh.close();
+        } catch (IOException e) {
+          garbageEnd.completeExceptionally(e);
+        }
+      });
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        InputStream in = s.getInputStream();
+        String get = "GET http://www.allowed.test:" + port + "/%s HTTP/1.1\r\nHost: "
+            + "www.allowed.test:" + port + "\r\n\r\n";
+        s.getOutputStream().write(get.formatted("reset").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(in)).isEqualTo("502|egress-proxy: GET "
+            + "www.allowed.test:" + port + " failed: the upstream closed the connection before"
+            + " answering\n");
+        s.getOutputStream().write(get.formatted("fin").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(in)).isEqualTo("502|egress-proxy: GET "
+            + "www.allowed.test:" + port + " failed: the upstream closed the connection before"
+            + " answering\n");
+        s.getOutputStream().write(get.formatted("garbage").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(in)).startsWith("502|egress-proxy: GET "
+            + "www.allowed.test:" + port + " failed: the upstream answered with something that is"
+            + " not HTTP/1.1 (");
+        assertThat(garbageEnd.get(10, java.util.concurrent.TimeUnit.SECONDS))
+            .as("the proxy closed the connection that answered garbage").isEqualTo(-1);
+        s.getOutputStream().write(get.formatted("ok").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(in)).isEqualTo("200|ok");
+        s.getOutputStream().write(get.formatted("again").getBytes(StandardCharsets.US_ASCII));
+        assertThat(in.read()).as("the client's connection closed, nothing answered")
+            .isEqualTo(-1);
+        try (Socket s2 = DataPlaneTest.socket(p.port("explicit"))) {
+          s2.getOutputStream().write(get.formatted("idle").getBytes(StandardCharsets.US_ASCII));
+          assertThat(DataPlaneTest.readResponse(s2.getInputStream())).isEqualTo("200|idle");
+          sleep(300); // the origin's FIN on the idle connection arrives meanwhile
+          s2.getOutputStream().write(get.formatted("fresh").getBytes(StandardCharsets.US_ASCII));
+          assertThat(DataPlaneTest.readResponse(s2.getInputStream()))
+              .as("a new connection, not the one the origin closed").isEqualTo("200|fresh");
+        }
         DataPlaneTest.await("the client to be gone", () -> p.server.runtime().limits().open() == 0);
         assertThat(p.closeAndReadLog()).filteredOn(l -> l.contains("www.allowed.test"))
-            .satisfiesExactly(
-                l -> assertThat(l).contains("\"event\":\"decision\"")
-                    .contains("\"decision\":\"allow\""),
-                l -> assertThat(l).contains("\"event\":\"close\"")
-                    .contains("\"bytesDown\":0,"));
+            .extracting(l -> l.replaceAll(".*\"event\":\"(\\w+)\".*\"decision\":\"(\\w+)\".*",
+                "$1 $2"))
+            .containsExactly("decision allow", "close allow", "decision allow", "close allow",
+                "decision allow", "close allow", "decision allow", "close allow",
+                "decision allow", "close allow", "decision allow", "close allow",
+                "decision allow", "close allow");
+      }
+    }
+  }
+
+  /**
+   * A client that resets its CONNECT tunnel before sending anything ends an allowed tunnel: a
+   * close line, not a second decision refusing it as a bad request (which the tunnel's SNI
+   * check, waiting for the first bytes, used to write for any error).
+   */
+  @Test
+  void aTunnelClientThatResetsIsClosedNotRefused(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"))) {
+        Socket s = DataPlaneTest.socket(p.port("explicit"));
+        assertThat(DataPlaneTest.connect(s, "www.allowed.test:" + port)).contains(" 200 ");
+        origin.setSoTimeout(10_000);
+        try (Socket up = origin.accept()) {
+          s.setSoLinger(true, 0);
+          s.close();
+          up.setSoTimeout(10_000);
+          assertThat(up.getInputStream().read()).as("the upstream connection closed").isEqualTo(-1);
+        }
+        allowedThenClosed(p, "\"bytesUp\":0,");
       }
     }
   }
