@@ -1,0 +1,639 @@
+package org.egressproxy.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.random.RandomGenerator;
+import org.egressproxy.NettyLeakCheck;
+import org.egressproxy.net.Transport;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Clients and origins that misbehave at random points of a connection's life, many at once,
+ * through every listener mode: resets before, during and after the request head, FINs followed
+ * by resets, clients that close with answers unread, origins that reset, close at once, stall,
+ * send their FIN first, stream more than the client reads, or answer HTTP requests with a reset,
+ * a FIN, a cut-off body or something that is not HTTP. Each client connection follows a
+ * scenario drawn from a seeded generator (the seed is printed and can be given back with
+ * {@code -Dchaos.seed=N}); what the threads make of it is up to the machine.
+ *
+ * <p>Whatever happens, afterwards: the proxy holds no connection and no upstream connection
+ * (every origin socket was closed from the proxy's side), no buffer leaked, every tunnel that
+ * was allowed has its {@code close} line, a clean echo went through byte for byte and its close
+ * line counts exactly those bytes, HTTP answers are whole (or a 502 when the origin failed
+ * before its answer), and nothing a client waited for timed out. Run on epoll and on NIO.
+ */
+class ChaosTest {
+  /** What a raw (tunnel) origin does with each connection, one listening port per behaviour. */
+  enum Raw { ECHO, BURST, RESET, CLOSE, STALL, FIN_FIRST }
+
+  /** What an HTTP origin does with each request, one listening port per behaviour. */
+  enum Web { OK, CLOSE_AFTER, RESET_BEFORE, FIN_BEFORE, RESET_MID, BIG, SLOW, NOT_HTTP }
+
+  /** How a client ends its connection. */
+  enum End { CLEAN, RESET_IN_HEAD, RESET_LATE, CLOSE_UNREAD, FIN_THEN_RESET }
+
+  static final int CLIENTS = Integer.getInteger("chaos.clients", 1000);
+  static final int CONCURRENCY = 24;
+  static final int BIG = 256 * 1024;
+
+  /** An origin on 127.0.0.1 serving each accepted socket on a thread of its own. */
+  abstract static class Origin implements AutoCloseable {
+    final ServerSocket server;
+    final AtomicInteger open = new AtomicInteger();
+    final AtomicInteger accepted = new AtomicInteger();
+    final Thread acceptor;
+
+    Origin(String name) throws IOException {
+      server = new ServerSocket(0, 200, InetAddress.getLoopbackAddress());
+      acceptor = FaultTest.daemon("origin-" + name, () -> {
+        while (!server.isClosed()) {
+          Socket s;
+          try {
+            s = server.accept();
+          } catch (IOException e) {
+            return;
+          }
+          open.incrementAndGet();
+          accepted.incrementAndGet();
+          FaultTest.daemon("origin-" + name + "-conn", () -> {
+            try (s) {
+              s.setSoTimeout(30_000);
+              serve(s);
+            } catch (IOException e) {
+              // the proxy reset or closed it: a way for a connection to end
+            } finally {
+              open.decrementAndGet();
+            }
+          });
+        }
+      });
+    }
+
+    int port() {
+      return server.getLocalPort();
+    }
+
+    abstract void serve(Socket s) throws IOException;
+
+    @Override
+    public void close() throws IOException {
+      server.close();
+    }
+  }
+
+  static final class RawOrigin extends Origin {
+    final Raw behaviour;
+
+    RawOrigin(Raw behaviour) throws IOException {
+      super(behaviour.name());
+      this.behaviour = behaviour;
+    }
+
+    @Override
+    void serve(Socket s) throws IOException {
+      ThreadLocalRandom r = ThreadLocalRandom.current();
+      switch (behaviour) {
+        case ECHO -> echo(s);
+        case STALL -> {
+          FaultTest.sleep(r.nextInt(200, 1500));
+          echo(s);
+        }
+        case CLOSE -> { }
+        case FIN_FIRST -> {
+          s.shutdownOutput();
+          drain(s.getInputStream(), Long.MAX_VALUE);
+        }
+        case RESET -> {
+          drain(s.getInputStream(), r.nextInt(0, 8192));
+          s.setSoLinger(true, 0);
+        }
+        case BURST -> {
+          long size = r.nextInt(1, 512 * 1024);
+          Thread writer = FaultTest.daemon("origin-burst-writer", () -> {
+            try {
+              OutputStream out = s.getOutputStream();
+              byte[] chunk = new byte[16384];
+              for (long left = size; left > 0; left -= chunk.length) {
+                out.write(chunk, 0, (int) Math.min(left, chunk.length));
+              }
+              s.shutdownOutput();
+            } catch (IOException e) {
+              // the proxy went away
+            }
+          });
+          drain(s.getInputStream(), Long.MAX_VALUE);
+          try {
+            writer.join(30_000);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        }
+        default -> throw new IllegalStateException();
+      }
+    }
+
+    static void echo(Socket s) throws IOException {
+      InputStream in = s.getInputStream();
+      OutputStream out = s.getOutputStream();
+      byte[] buf = new byte[16384];
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        out.write(buf, 0, n);
+      }
+      s.shutdownOutput();
+    }
+  }
+
+  /** Reads and discards up to {@code max} bytes or to the end. */
+  static void drain(InputStream in, long max) throws IOException {
+    byte[] buf = new byte[16384];
+    long got = 0;
+    int n;
+    while (got < max && (n = in.read(buf, 0, (int) Math.min(buf.length, max - got))) > 0) {
+      got += n;
+    }
+  }
+
+  static final class WebOrigin extends Origin {
+    final Web behaviour;
+
+    WebOrigin(Web behaviour) throws IOException {
+      super(behaviour.name());
+      this.behaviour = behaviour;
+    }
+
+    @Override
+    void serve(Socket s) throws IOException {
+      InputStream in = new BufferedInputStream(s.getInputStream());
+      OutputStream out = s.getOutputStream();
+      ThreadLocalRandom r = ThreadLocalRandom.current();
+      while (true) {
+        String head = DataPlaneTest.readHead(in);
+        if (!head.endsWith("\r\n\r\n")) {
+          return; // the proxy closed the connection between requests
+        }
+        in.readNBytes(contentLength(head));
+        switch (behaviour) {
+          case RESET_BEFORE -> {
+            s.setSoLinger(true, 0);
+            return;
+          }
+          case FIN_BEFORE -> {
+            s.shutdownOutput();
+            drain(in, Long.MAX_VALUE);
+            return;
+          }
+          case RESET_MID -> {
+            out.write(("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
+            out.write(new byte[1000]);
+            out.flush();
+            FaultTest.sleep(20);
+            s.setSoLinger(true, 0);
+            return;
+          }
+          case CLOSE_AFTER -> {
+            out.write(response(r.nextInt(0, 2000), "Connection: close\r\n"));
+            return;
+          }
+          case NOT_HTTP -> {
+            out.write("SSH-2.0-OpenSSH_9.2p1\r\n".getBytes(StandardCharsets.US_ASCII));
+            drain(in, Long.MAX_VALUE);
+            return;
+          }
+          case BIG -> out.write(response(BIG, ""));
+          case SLOW -> {
+            FaultTest.sleep(r.nextInt(100, 800));
+            out.write(response(r.nextInt(0, 2000), ""));
+          }
+          case OK -> out.write(response(r.nextInt(0, 2000), ""));
+          default -> throw new IllegalStateException();
+        }
+      }
+    }
+
+    static byte[] response(int length, String extra) {
+      byte[] head = ("HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n" + extra + "\r\n")
+          .getBytes(StandardCharsets.US_ASCII);
+      byte[] all = Arrays.copyOf(head, head.length + length);
+      Arrays.fill(all, head.length, all.length, (byte) 'x');
+      return all;
+    }
+  }
+
+  static int contentLength(String head) {
+    for (String line : head.split("\r\n")) {
+      if (line.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) {
+        return Integer.parseInt(line.substring(15).strip());
+      }
+    }
+    return 0;
+  }
+
+  /** One clean echo tunnel: its listener, client port and the bytes that went each way. */
+  record Clean(String listener, int clientPort, long bytes, String what) {}
+
+  final Map<Raw, RawOrigin> raw = new HashMap<>();
+  final Map<Web, WebOrigin> web = new HashMap<>();
+  final Queue<String> failures = new ConcurrentLinkedQueue<>();
+  final Queue<Clean> clean = new ConcurrentLinkedQueue<>();
+
+  String yaml() {
+    StringBuilder listeners = new StringBuilder(
+        "  - {name: explicit, mode: http-proxy, bind: \"127.0.0.1:0\"}\n");
+    StringBuilder ports = new StringBuilder();
+    for (RawOrigin o : raw.values()) {
+      listeners.append("  - {name: tls-").append(o.behaviour.name().toLowerCase())
+          .append(", mode: tls-sni, bind: \"127.0.0.1:0\", upstreamPort: ").append(o.port())
+          .append("}\n");
+      ports.append(ports.length() == 0 ? "" : ", ").append(o.port());
+    }
+    for (WebOrigin o : web.values()) {
+      listeners.append("  - {name: http-").append(o.behaviour.name().toLowerCase())
+          .append(", mode: http-host, bind: \"127.0.0.1:0\", upstreamPort: ").append(o.port())
+          .append("}\n");
+      ports.append(", ").append(o.port());
+    }
+    return """
+        listeners:
+        %s
+        policy:
+          rules:
+            - {allow: "*.allowed.test", ports: [%s]}
+          allowDestinationCidrs: [127.0.0.0/8]
+        resolver:
+          hosts: {www.allowed.test: 127.0.0.1, api.allowed.test: 127.0.0.1}
+          servers: ["127.0.0.1:9"]
+        timeouts: {dns: 1s, connect: 2s, clientHello: 3s}
+        limits: {maxConnections: 10000, maxConnectionsPerClient: 10000}
+        """.formatted(listeners.toString().stripTrailing(), ports);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"epoll", "nio"})
+  void everyConnectionEndsAndIsAccountedFor(String transport, @TempDir Path dir)
+      throws Exception {
+    Transport t = transport.equals("nio") ? Transport.nio("chosen by the test")
+        : Transport.select();
+    org.junit.jupiter.api.Assumptions.assumeTrue(t.name().equals(transport),
+        "native epoll is not available here: " + t.fallbackReason());
+    long seed = Long.getLong("chaos.seed", System.nanoTime());
+    System.out.println("ChaosTest " + transport + ": -Dchaos.seed=" + seed);
+    for (Raw b : Raw.values()) {
+      raw.put(b, new RawOrigin(b));
+    }
+    for (Web b : Web.values()) {
+      web.put(b, new WebOrigin(b));
+    }
+    try (ProxyFixture p = new ProxyFixture(yaml(), dir.resolve("decisions.jsonl"), t)) {
+      ExecutorService clients = Executors.newFixedThreadPool(CONCURRENCY);
+      for (int i = 0; i < CLIENTS; i++) {
+        long scenarioSeed = seed + i;
+        clients.execute(() -> client(p, scenarioSeed));
+      }
+      clients.shutdown();
+      assertThat(clients.awaitTermination(180, TimeUnit.SECONDS))
+          .as("clients done (seed %d)", seed).isTrue();
+      assertThat(failures).as("what clients saw (seed %d)", seed).isEmpty();
+      DataPlaneTest.await("the proxy holds no connection (seed " + seed + ")",
+          () -> p.server.runtime().limits().open() == 0);
+      for (Origin o : origins()) {
+        DataPlaneTest.await("every connection to the origin closed by the proxy (seed " + seed
+            + ")", () -> o.open.get() == 0);
+      }
+      List<String> log = p.closeAndReadLog();
+      checkLog(log, seed);
+      NettyLeakCheck.assertNoLeaks("chaos " + transport + " seed " + seed);
+      int reached = origins().stream().mapToInt(o -> o.accepted.get()).sum();
+      System.out.println("ChaosTest " + transport + ": " + CLIENTS + " clients, " + reached
+          + " upstream connections, " + clean.size() + " clean echo tunnels, " + log.size()
+          + " log lines");
+      assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
+    } finally {
+      for (Origin o : origins()) {
+        o.close();
+      }
+    }
+  }
+
+  List<Origin> origins() {
+    List<Origin> all = new ArrayList<>(raw.values());
+    all.addAll(web.values());
+    return all;
+  }
+
+  static final Pattern FIELD = Pattern.compile("\"(\\w+)\":(\"[^\"]*\"|[0-9]+)");
+
+  static Map<String, String> fields(String line) {
+    Map<String, String> f = new HashMap<>();
+    Matcher m = FIELD.matcher(line);
+    while (m.find()) {
+      f.put(m.group(1), m.group(2).replace("\"", ""));
+    }
+    return f;
+  }
+
+  /**
+   * Every allowed tunnel has one close line; clean echo tunnels count what
+   * went through; no HTTP client has more close lines than allowed requests.
+   */
+  void checkLog(List<String> log, long seed) {
+    // keyed by listener and client address: an ephemeral port comes back in a long run
+    Map<String, Integer> tunnels = new HashMap<>();
+    Map<String, Integer> allowedRequests = new HashMap<>();
+    Map<String, Integer> closes = new HashMap<>();
+    Map<String, Map<String, String>> closeLine = new HashMap<>();
+    Map<String, List<String>> lines = new HashMap<>();
+    for (String line : log) {
+      Map<String, String> f = fields(line);
+      boolean tunnel = "CONNECT".equals(f.get("method")) || "TLS".equals(f.get("method"));
+      String key = f.get("listener") + " " + f.get("client") + (tunnel ? " tunnel" : " http");
+      lines.computeIfAbsent(key, k -> new ArrayList<>()).add(line);
+      if ("decision".equals(f.get("event")) && "allow".equals(f.get("decision"))) {
+        if (tunnel) { // with the upstream it reached, or none when its client left first
+          tunnels.merge(key, 1, Integer::sum);
+        } else {
+          allowedRequests.merge(key, 1, Integer::sum);
+        }
+      } else if ("close".equals(f.get("event"))) {
+        closes.merge(key, 1, Integer::sum);
+        closeLine.put(key, f);
+      }
+    }
+    for (Map.Entry<String, Integer> e : tunnels.entrySet()) {
+      assertThat(closes.getOrDefault(e.getKey(), 0))
+          .as("close lines for %s (seed %d): %s", e.getKey(), seed, lines.get(e.getKey()))
+          .isEqualTo(e.getValue());
+    }
+    for (Map.Entry<String, Integer> e : closes.entrySet()) {
+      int allowed = tunnels.getOrDefault(e.getKey(), 0)
+          + allowedRequests.getOrDefault(e.getKey(), 0);
+      assertThat(e.getValue())
+          .as("close lines for %s (seed %d): %s", e.getKey(), seed, lines.get(e.getKey()))
+          .isLessThanOrEqualTo(allowed);
+    }
+    for (Clean c : clean) {
+      Map<String, String> f = closeLine.get(c.listener() + " 127.0.0.1:" + c.clientPort()
+          + " tunnel");
+      assertThat(f).as("close line of %s (seed %d)", c.what(), seed).isNotNull();
+      assertThat(f.get("bytesUp") + " " + f.get("bytesDown"))
+          .as("bytes of %s (seed %d)", c.what(), seed).isEqualTo(c.bytes() + " " + c.bytes());
+    }
+  }
+
+  // ---- clients ----------------------------------------------------------------------------
+
+  /**
+   * One client's scenario. {@code strict}: nobody in it resets or closes early, so an I/O error
+   * is the proxy's fault; otherwise a reset is one legitimate way for it to end. A timeout is
+   * always a failure: the proxy must end or answer every connection.
+   */
+  static final class Scenario {
+    String what;
+    boolean strict;
+
+    Scenario(String what, boolean strict) {
+      this.what = what;
+      this.strict = strict;
+    }
+  }
+
+  void client(ProxyFixture p, long scenarioSeed) {
+    RandomGenerator r = new SplittableRandom(scenarioSeed); // mixes nearby seeds well
+    int kind = r.nextInt(4);
+    End end = End.values()[r.nextInt(End.values().length)];
+    boolean denied = r.nextInt(8) == 0;
+    Scenario sc = new Scenario("scenario " + scenarioSeed + " ", end == End.CLEAN);
+    try {
+      if (kind < 2) {
+        Raw b = Raw.values()[r.nextInt(Raw.values().length)];
+        sc.what += (kind == 0 ? "CONNECT" : "tls-sni") + " to " + b + ", "
+            + (denied ? "denied, " : "") + end;
+        sc.strict &= b != Raw.RESET && b != Raw.CLOSE;
+        if (kind == 0) {
+          connectTunnel(p, r, b, denied, end, sc);
+        } else {
+          sniTunnel(p, r, b, denied, end, sc);
+        }
+      } else {
+        sc.what += (kind == 2 ? "absolute-form" : "http-host") + ", " + end;
+        http(p, r, kind == 2, denied, end, sc);
+      }
+    } catch (SocketTimeoutException e) {
+      failures.add(sc.what + ": timed out waiting for the proxy (" + e.getMessage() + ")");
+    } catch (IOException e) {
+      if (sc.strict) {
+        failures.add(sc.what + ": " + e);
+      }
+    } catch (RuntimeException | AssertionError e) {
+      failures.add(sc.what + ": " + e);
+    }
+  }
+
+  void connectTunnel(ProxyFixture p, RandomGenerator r, Raw b, boolean denied, End end, Scenario sc)
+      throws IOException {
+    try (Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+      String authority = denied ? "evil.test:443" : "www.allowed.test:" + raw.get(b).port();
+      byte[] head = ("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII);
+      if (end == End.RESET_IN_HEAD) {
+        s.getOutputStream().write(head, 0, r.nextInt(1, head.length));
+        reset(s);
+        return;
+      }
+      s.getOutputStream().write(head);
+      String status = DataPlaneTest.readHead(s.getInputStream()).split("\r\n")[0];
+      if (denied) {
+        expect(status.contains(" 403 "), sc.what + ": " + status);
+        return;
+      }
+      expect(status.contains(" 200 "), sc.what + ": " + status);
+      payload(s, r, b, end, new byte[0], sc);
+    }
+  }
+
+  void sniTunnel(ProxyFixture p, RandomGenerator r, Raw b, boolean denied, End end, Scenario sc)
+      throws IOException {
+    try (Socket s = DataPlaneTest.socket(p.port("tls-" + b.name().toLowerCase()))) {
+      byte[] hello = ClientHellos.records(ClientHellos.handshake(
+          denied ? "evil.test" : "www.allowed.test", List.of("konnectivity", "h2"),
+          r.nextBoolean() ? 1216 : 32, false), r.nextInt(1, 3));
+      OutputStream out = s.getOutputStream();
+      if (end == End.RESET_IN_HEAD) {
+        out.write(hello, 0, r.nextInt(1, hello.length));
+        reset(s);
+        return;
+      }
+      int cut = r.nextInt(1, hello.length);
+      out.write(hello, 0, cut);
+      out.flush();
+      out.write(hello, cut, hello.length - cut);
+      if (denied) {
+        byte[] alert = s.getInputStream().readAllBytes();
+        expect(alert.length == 7 && alert[0] == 0x15, sc.what + ": answered "
+            + Arrays.toString(alert));
+        return;
+      }
+      payload(s, r, b, end, hello, sc);
+    }
+  }
+
+  /**
+   * The tunnel's life after its set-up; {@code sent} is what already went up (a ClientHello),
+   * which an echo origin sends back first.
+   */
+  void payload(Socket s, RandomGenerator r, Raw b, End end, byte[] sent, Scenario sc)
+      throws IOException {
+    InputStream in = s.getInputStream();
+    OutputStream out = s.getOutputStream();
+    if (b == Raw.ECHO && end == End.CLEAN) {
+      expect(Arrays.equals(in.readNBytes(sent.length), sent), sc.what + ": hello echoed");
+      long total = sent.length;
+      for (int i = r.nextInt(0, 6); i > 0; i--) {
+        byte[] chunk = new byte[r.nextInt(1, 64 * 1024)];
+        r.nextBytes(chunk);
+        out.write(chunk);
+        expect(Arrays.equals(in.readNBytes(chunk.length), chunk), sc.what + ": chunk echoed");
+        total += chunk.length;
+      }
+      s.shutdownOutput();
+      expect(in.read() == -1, sc.what + ": the origin's FIN after the echo");
+      clean.add(new Clean(sent.length == 0 ? "explicit" : "tls-echo", s.getLocalPort(), total,
+          sc.what));
+      return;
+    }
+    byte[] some = new byte[r.nextInt(0, 4096)];
+    out.write(some);
+    if (end == End.CLEAN) {
+      s.shutdownOutput();
+      drain(in, Long.MAX_VALUE); // to the end, whatever the origin does
+    } else {
+      leave(s, r, end);
+    }
+  }
+
+  /** How a client leaves without waiting for the end: a reset, a close, a FIN then a reset. */
+  static void leave(Socket s, RandomGenerator r, End end) throws IOException {
+    switch (end) {
+      case RESET_LATE -> {
+        FaultTest.sleep(r.nextInt(0, 50));
+        reset(s);
+      }
+      case CLOSE_UNREAD -> s.close();
+      case FIN_THEN_RESET -> {
+        s.shutdownOutput();
+        FaultTest.sleep(r.nextInt(0, 300));
+        reset(s);
+      }
+      default -> throw new IllegalStateException(end.name());
+    }
+  }
+
+  void http(ProxyFixture p, RandomGenerator r, boolean absolute, boolean denied, End end,
+      Scenario sc) throws IOException {
+    // http-host: the listener picks the origin; absolute-form: each request's URI does
+    Web listenerBehaviour = Web.values()[r.nextInt(Web.values().length)];
+    int port = absolute ? p.port("explicit")
+        : p.port("http-" + listenerBehaviour.name().toLowerCase());
+    try (Socket s = DataPlaneTest.socket(port)) {
+      InputStream in = new BufferedInputStream(s.getInputStream());
+      OutputStream out = s.getOutputStream();
+      int requests = r.nextInt(1, 4);
+      for (int i = 0; i < requests; i++) {
+        Web b = absolute ? Web.values()[r.nextInt(Web.values().length)] : listenerBehaviour;
+        sc.what += (i == 0 ? " " : "+") + b;
+        String host = denied && i == requests - 1 ? "evil.test"
+            : r.nextBoolean() ? "www.allowed.test" : "api.allowed.test";
+        String authority = host + ":" + web.get(b).port();
+        byte[] body = new byte[r.nextInt(3) == 0 ? r.nextInt(1, 3000) : 0];
+        String target = absolute ? "http://" + authority + "/r" + i : "/r" + i;
+        byte[] head = ((body.length > 0 ? "POST " : "GET ") + target + " HTTP/1.1\r\nHost: "
+            + (absolute ? authority : host) + "\r\n"
+            + (body.length > 0 ? "Content-Length: " + body.length + "\r\n" : "") + "\r\n")
+            .getBytes(StandardCharsets.US_ASCII);
+        boolean last = i == requests - 1;
+        if (last && end == End.RESET_IN_HEAD) {
+          out.write(head, 0, r.nextInt(1, head.length));
+          reset(s);
+          return;
+        }
+        out.write(head);
+        out.write(body);
+        if (last && end != End.CLEAN) {
+          leave(s, r, end);
+          return;
+        }
+        String rhead = DataPlaneTest.readHead(in);
+        String status = rhead.isEmpty() ? "(closed)" : rhead.split("\r\n")[0];
+        if (host.equals("evil.test")) {
+          expect(status.contains(" 403 "), sc.what + ": " + status);
+          return;
+        }
+        switch (b) {
+          case OK, SLOW, BIG, CLOSE_AFTER -> {
+            expect(status.contains(" 200 "), sc.what + ": " + b + " answered " + status);
+            int len = contentLength(rhead);
+            expect(in.readNBytes(len).length == len, sc.what + ": " + b + " body");
+          }
+          case RESET_BEFORE, FIN_BEFORE, NOT_HTTP -> {
+            expect(status.contains(" 502 "), sc.what + ": " + b + " answered " + status);
+            int len = contentLength(rhead);
+            expect(in.readNBytes(len).length == len, sc.what + ": " + b + " 502's body");
+          }
+          case RESET_MID -> {
+            // the head and part of the body, then the proxy must end the connection
+            sc.strict = false;
+            drain(in, 200_000);
+            return;
+          }
+          default -> throw new IllegalStateException(b.name());
+        }
+        // Connection is hop-by-hop: the proxy may keep the client's connection open or not
+        if (rhead.toLowerCase(java.util.Locale.ROOT).contains("\r\nconnection: close")) {
+          expect(in.read() == -1, sc.what + ": closed after Connection: close");
+          return;
+        }
+      }
+      s.shutdownOutput();
+      expect(in.read() == -1, sc.what + ": the proxy's FIN after the client's");
+    }
+  }
+
+  static void reset(Socket s) throws IOException {
+    s.setSoLinger(true, 0);
+    s.close();
+  }
+
+  static void expect(boolean ok, String what) {
+    if (!ok) {
+      throw new AssertionError(what);
+    }
+  }
+}
