@@ -37,6 +37,12 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   @Override
   protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
       throws Exception {
+    if (refused) {
+      // Closing: what follows is dropped, not looked at again (Netty's ClientHello reader
+      // would find the same hello in it, and the refusal would be logged once per read).
+      in.skipBytes(in.readableBytes());
+      return;
+    }
     if (!checked && in.isReadable()) {
       checked = true;
       if (in.getUnsignedByte(in.readerIndex()) != 0x16) {
