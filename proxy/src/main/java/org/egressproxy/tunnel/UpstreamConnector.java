@@ -166,7 +166,7 @@ public final class UpstreamConnector implements AutoCloseable {
       ChannelInitializer<Channel> init) {
     Promise<Channel> promise = loop.newPromise();
     if (parent != null && !bypassesParent(d)) {
-      viaParent(loop, d, init, promise);
+      loop.execute(() -> viaParent(loop, d, init, promise)); // after the batch: see tryConnect
       return promise;
     }
     if (d.isIp()) {
@@ -234,7 +234,7 @@ public final class UpstreamConnector implements AutoCloseable {
           + addresses.get(0).getHostAddress() + ":" + d.port() + ")"));
       return;
     }
-    tryConnect(loop, others, 0, d.port(), init, promise, null);
+    loop.execute(() -> tryConnect(loop, others, 0, d.port(), init, promise, null));
   }
 
   private static boolean hasCause(Throwable t, Class<? extends Throwable> type) {
@@ -257,6 +257,9 @@ public final class UpstreamConnector implements AutoCloseable {
    */
   private void viaParent(EventLoop loop, Destination d, ChannelInitializer<Channel> init,
       Promise<Channel> promise) {
+    if (promise.isDone()) {
+      return; // cancelled: the client went away first
+    }
     io.netty.handler.proxy.ProxyHandler handler = parent.scheme().equals("socks5")
         ? new io.netty.handler.proxy.Socks5ProxyHandler(parentAddress)
         : new io.netty.handler.proxy.HttpProxyHandler(parentAddress);
@@ -305,6 +308,13 @@ public final class UpstreamConnector implements AutoCloseable {
     });
   }
 
+  /**
+   * Connects to the addresses in turn. Always called from a task of {@code loop}, never while
+   * the loop works through a batch of epoll events: the kernel hands out the lowest free file
+   * descriptor, so a socket made in the middle of a batch gets the number of one closed earlier
+   * in it, and Netty would hand it that socket's events still later in the batch (an old FIN
+   * closed the new connection while it connected). Tasks run after the batch.
+   */
   private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
       ChannelInitializer<Channel> init, Promise<Channel> promise, Throwable last) {
     if (promise.isDone()) {
@@ -314,7 +324,8 @@ public final class UpstreamConnector implements AutoCloseable {
       boolean timeout = last instanceof io.netty.channel.ConnectTimeoutException;
       promise.tryFailure(new UpstreamException(timeout ? Failure.TIMEOUT : Failure.REFUSED,
           (timeout ? "connect timed out: " : "connect failed: ")
-              + (last == null ? "no address" : last.getMessage())));
+              + (last == null ? "no address" : last.getMessage() != null ? last.getMessage()
+                  : last.getClass().getSimpleName())));
       return;
     }
     long start = System.nanoTime();
@@ -342,7 +353,8 @@ public final class UpstreamConnector implements AutoCloseable {
           f.channel().close(); // the promise was settled already: this connection is not used
         }
       } else {
-        tryConnect(loop, addresses, index + 1, port, init, promise, f.cause());
+        loop.execute(() -> tryConnect(loop, addresses, index + 1, port, init, promise,
+            f.cause()));
       }
     });
   }

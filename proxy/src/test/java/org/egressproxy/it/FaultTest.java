@@ -371,6 +371,59 @@ class FaultTest {
   }
 
   /**
+   * The kernel hands out the lowest free file descriptor, so an upstream connection opened just
+   * after another closed gets its number. When both happen while the event loop works through
+   * one batch of epoll events, an event of the closed socket still later in that batch went to
+   * the new one: a FIN the origin sent on the old connection closed the new connection while it
+   * connected (a 502, "connect failed: ClosedChannelException"; found by ChaosTest). Here: the
+   * client's request for another host (the old upstream is closed, a new one connected) and the
+   * origin's FIN on the old connection arrive while the event loop is held, in that order.
+   */
+  @Test
+  void anUpstreamOpenedWhereAnotherJustClosedIsNotClosedByItsEvents(@TempDir Path dir)
+      throws Exception {
+    Assumptions.assumeTrue(io.netty.channel.epoll.Epoll.isAvailable(),
+        "native epoll is not available here: " + io.netty.channel.epoll.Epoll.unavailabilityCause());
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      String yaml = yaml(port, "").replace("hosts: {www.allowed.test: 127.0.0.1}",
+          "hosts: {www.allowed.test: 127.0.0.1, api.allowed.test: 127.0.0.1}");
+      try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"),
+              org.egressproxy.net.Transport.select());
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        String get = "GET http://%1$s:" + port + "/ HTTP/1.1\r\nHost: %1$s:" + port
+            + "\r\n\r\n";
+        s.getOutputStream().write(get.formatted("www.allowed.test")
+            .getBytes(StandardCharsets.US_ASCII));
+        try (Socket old = origin.accept()) {
+          DataPlaneTest.readHead(old.getInputStream());
+          old.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold"
+              .getBytes(StandardCharsets.US_ASCII));
+          assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("200|old");
+          io.netty.channel.Channel client = p.server.clientChannels().iterator().next();
+          java.util.concurrent.CountDownLatch held = new java.util.concurrent.CountDownLatch(1);
+          client.eventLoop().execute(() -> {
+            held.countDown();
+            sleep(400); // the loop is held: what follows is one batch of events when it wakes
+          });
+          held.await();
+          s.getOutputStream().write(get.formatted("api.allowed.test")
+              .getBytes(StandardCharsets.US_ASCII));
+          sleep(100);
+          old.shutdownOutput(); // the origin's FIN on the connection about to be closed
+          try (Socket fresh = origin.accept()) {
+            DataPlaneTest.readHead(fresh.getInputStream());
+            fresh.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"
+                .getBytes(StandardCharsets.US_ASCII));
+            assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("200|new");
+          }
+        }
+      }
+    }
+  }
+
+  /**
    * Once the client is gone: one allowed decision for www.allowed.test and its close line,
    * which contains {@code closeHas}.
    */
