@@ -3,6 +3,7 @@ package org.egressproxy.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -361,7 +362,7 @@ class ChaosTest {
   }
 
   /**
-   * Every allowed tunnel has one close line; clean echo tunnels count what
+   * Every allowed tunnel has one close line (unless its ClientHello was refused after); clean echo tunnels count what
    * went through; no HTTP client has more close lines than allowed requests.
    */
   void checkLog(List<String> log, long seed) {
@@ -382,6 +383,8 @@ class ChaosTest {
         } else {
           allowedRequests.merge(key, 1, Integer::sum);
         }
+      } else if (tunnel && "deny".equals(f.get("decision")) && f.containsKey("upstream")) {
+        tunnels.merge(key, -1, Integer::sum); // refused once connected: sni-mismatch, no close
       } else if ("close".equals(f.get("event"))) {
         closes.merge(key, 1, Integer::sum);
         closeLine.put(key, f);
@@ -475,16 +478,35 @@ class ChaosTest {
         return;
       }
       expect(status.contains(" 200 "), sc.what + ": " + status);
-      payload(s, r, b, end, new byte[0], sc);
+      if (r.nextInt(3) > 0) {
+        payload(s, r, b, end, new byte[0], sc, "explicit");
+        return;
+      }
+      // a TLS client in the tunnel: its SNI is checked against the CONNECT host
+      boolean mismatch = r.nextInt(4) == 0;
+      sc.what += mismatch ? ", ClientHello for another host" : ", ClientHello";
+      byte[] hello = hello(r, mismatch ? "api.allowed.test" : "www.allowed.test");
+      if (mismatch) {
+        sc.strict = false; // closed, by a FIN or a reset
+        s.getOutputStream().write(hello);
+        drain(s.getInputStream(), Long.MAX_VALUE);
+        return;
+      }
+      s.getOutputStream().write(hello);
+      payload(s, r, b, end, hello, sc, "explicit");
     }
+  }
+
+  /** A ClientHello for {@code sni} in one or two records, post-quantum size or not. */
+  static byte[] hello(RandomGenerator r, String sni) {
+    return ClientHellos.records(ClientHellos.handshake(sni, List.of("konnectivity", "h2"),
+        r.nextBoolean() ? 1216 : 32, false), r.nextInt(1, 3));
   }
 
   void sniTunnel(ProxyFixture p, RandomGenerator r, Raw b, boolean denied, End end, Scenario sc)
       throws IOException {
     try (Socket s = DataPlaneTest.socket(p.port("tls-" + b.name().toLowerCase()))) {
-      byte[] hello = ClientHellos.records(ClientHellos.handshake(
-          denied ? "evil.test" : "www.allowed.test", List.of("konnectivity", "h2"),
-          r.nextBoolean() ? 1216 : 32, false), r.nextInt(1, 3));
+      byte[] hello = hello(r, denied ? "evil.test" : "www.allowed.test");
       OutputStream out = s.getOutputStream();
       if (end == End.RESET_IN_HEAD) {
         out.write(hello, 0, r.nextInt(1, hello.length));
@@ -501,7 +523,7 @@ class ChaosTest {
             + Arrays.toString(alert));
         return;
       }
-      payload(s, r, b, end, hello, sc);
+      payload(s, r, b, end, hello, sc, "tls-" + b.name().toLowerCase());
     }
   }
 
@@ -509,8 +531,8 @@ class ChaosTest {
    * The tunnel's life after its set-up; {@code sent} is what already went up (a ClientHello),
    * which an echo origin sends back first.
    */
-  void payload(Socket s, RandomGenerator r, Raw b, End end, byte[] sent, Scenario sc)
-      throws IOException {
+  void payload(Socket s, RandomGenerator r, Raw b, End end, byte[] sent, Scenario sc,
+      String listener) throws IOException {
     InputStream in = s.getInputStream();
     OutputStream out = s.getOutputStream();
     if (b == Raw.ECHO && end == End.CLEAN) {
@@ -525,8 +547,7 @@ class ChaosTest {
       }
       s.shutdownOutput();
       expect(in.read() == -1, sc.what + ": the origin's FIN after the echo");
-      clean.add(new Clean(sent.length == 0 ? "explicit" : "tls-echo", s.getLocalPort(), total,
-          sc.what));
+      clean.add(new Clean(listener, s.getLocalPort(), total, sc.what));
       return;
     }
     byte[] some = new byte[r.nextInt(0, 4096)];
@@ -566,6 +587,10 @@ class ChaosTest {
       InputStream in = new BufferedInputStream(s.getInputStream());
       OutputStream out = s.getOutputStream();
       int requests = r.nextInt(1, 4);
+      List<Web> behaviours = new ArrayList<>();
+      List<String> hosts = new ArrayList<>();
+      ByteArrayOutputStream all = new ByteArrayOutputStream();
+      List<byte[]> wire = new ArrayList<>();
       for (int i = 0; i < requests; i++) {
         Web b = absolute ? Web.values()[r.nextInt(Web.values().length)] : listenerBehaviour;
         sc.what += (i == 0 ? " " : "+") + b;
@@ -574,56 +599,95 @@ class ChaosTest {
         String authority = host + ":" + web.get(b).port();
         byte[] body = new byte[r.nextInt(3) == 0 ? r.nextInt(1, 3000) : 0];
         String target = absolute ? "http://" + authority + "/r" + i : "/r" + i;
-        byte[] head = ((body.length > 0 ? "POST " : "GET ") + target + " HTTP/1.1\r\nHost: "
+        byte[] request = ((body.length > 0 ? "POST " : "GET ") + target + " HTTP/1.1\r\nHost: "
             + (absolute ? authority : host) + "\r\n"
             + (body.length > 0 ? "Content-Length: " + body.length + "\r\n" : "") + "\r\n")
             .getBytes(StandardCharsets.US_ASCII);
-        boolean last = i == requests - 1;
-        if (last && end == End.RESET_IN_HEAD) {
-          out.write(head, 0, r.nextInt(1, head.length));
-          reset(s);
-          return;
-        }
-        out.write(head);
-        out.write(body);
-        if (last && end != End.CLEAN) {
+        request = Arrays.copyOf(request, request.length + body.length);
+        behaviours.add(b);
+        hosts.add(host);
+        wire.add(request);
+        all.writeBytes(request);
+      }
+      if (requests > 1 && end != End.RESET_IN_HEAD && r.nextBoolean()) {
+        sc.what += " pipelined";
+        out.write(all.toByteArray()); // every request at once; the answers come in order
+        if (end != End.CLEAN) {
           leave(s, r, end);
           return;
         }
-        String rhead = DataPlaneTest.readHead(in);
-        String status = rhead.isEmpty() ? "(closed)" : rhead.split("\r\n")[0];
-        if (host.equals("evil.test")) {
-          expect(status.contains(" 403 "), sc.what + ": " + status);
-          return;
-        }
-        switch (b) {
-          case OK, SLOW, BIG, CLOSE_AFTER -> {
-            expect(status.contains(" 200 "), sc.what + ": " + b + " answered " + status);
-            int len = contentLength(rhead);
-            expect(in.readNBytes(len).length == len, sc.what + ": " + b + " body");
-          }
-          case RESET_BEFORE, FIN_BEFORE, NOT_HTTP -> {
-            expect(status.contains(" 502 "), sc.what + ": " + b + " answered " + status);
-            int len = contentLength(rhead);
-            expect(in.readNBytes(len).length == len, sc.what + ": " + b + " 502's body");
-          }
-          case RESET_MID -> {
-            // the head and part of the body, then the proxy must end the connection
-            sc.strict = false;
-            drain(in, 200_000);
+        for (int i = 0; i < requests; i++) {
+          if (!answered(in, behaviours.get(i), hosts.get(i), sc)) {
             return;
           }
-          default -> throw new IllegalStateException(b.name());
         }
-        // Connection is hop-by-hop: the proxy may keep the client's connection open or not
-        if (rhead.toLowerCase(java.util.Locale.ROOT).contains("\r\nconnection: close")) {
-          expect(in.read() == -1, sc.what + ": closed after Connection: close");
-          return;
+      } else {
+        for (int i = 0; i < requests; i++) {
+          byte[] request = wire.get(i);
+          boolean last = i == requests - 1;
+          if (last && end == End.RESET_IN_HEAD) {
+            out.write(request, 0, r.nextInt(1, request.length));
+            reset(s);
+            return;
+          }
+          int cut = r.nextInt(1, request.length + 1); // in one or two writes
+          out.write(request, 0, cut);
+          out.flush();
+          out.write(request, cut, request.length - cut);
+          if (last && end != End.CLEAN) {
+            leave(s, r, end);
+            return;
+          }
+          if (!answered(in, behaviours.get(i), hosts.get(i), sc)) {
+            return;
+          }
         }
       }
       s.shutdownOutput();
       expect(in.read() == -1, sc.what + ": the proxy's FIN after the client's");
     }
+  }
+
+  /**
+   * Reads and checks the answer to a request to origin behaviour {@code b}; false when the
+   * connection is over after it.
+   */
+  static boolean answered(InputStream in, Web b, String host, Scenario sc) throws IOException {
+    String rhead = DataPlaneTest.readHead(in);
+    String status = rhead.isEmpty() ? "(closed)" : rhead.split("\r\n")[0];
+    if (status.contains(" 502 ") && b != Web.RESET_BEFORE && b != Web.FIN_BEFORE
+        && b != Web.NOT_HTTP) {
+      status += " " + new String(in.readNBytes(contentLength(rhead)), StandardCharsets.UTF_8);
+    }
+    if (host.equals("evil.test")) {
+      expect(status.contains(" 403 "), sc.what + ": " + status);
+      return false;
+    }
+    switch (b) {
+      case OK, SLOW, BIG, CLOSE_AFTER -> {
+        expect(status.contains(" 200 "), sc.what + ": " + b + " answered " + status);
+        int len = contentLength(rhead);
+        expect(in.readNBytes(len).length == len, sc.what + ": " + b + " body");
+      }
+      case RESET_BEFORE, FIN_BEFORE, NOT_HTTP -> {
+        expect(status.contains(" 502 "), sc.what + ": " + b + " answered " + status);
+        int len = contentLength(rhead);
+        expect(in.readNBytes(len).length == len, sc.what + ": " + b + " 502's body");
+      }
+      case RESET_MID -> {
+        // the head and part of the body, then the proxy must end the connection
+        sc.strict = false;
+        drain(in, 200_000);
+        return false;
+      }
+      default -> throw new IllegalStateException(b.name());
+    }
+    // Connection is hop-by-hop: the proxy may keep the client's connection open or not
+    if (rhead.toLowerCase(java.util.Locale.ROOT).contains("\r\nconnection: close")) {
+      expect(in.read() == -1, sc.what + ": closed after Connection: close");
+      return false;
+    }
+    return true;
   }
 
   static void reset(Socket s) throws IOException {
