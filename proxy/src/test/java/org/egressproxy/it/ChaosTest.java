@@ -63,6 +63,7 @@ class ChaosTest {
   static final int CLIENTS = Integer.getInteger("chaos.clients", 1000);
   static final int CONCURRENCY = 24;
   static final int BIG = 256 * 1024;
+  static final int DNS_NAMES = 2000;
 
   /** An origin on 127.0.0.1 serving each accepted socket on a thread of its own. */
   abstract static class Origin implements AutoCloseable {
@@ -265,6 +266,7 @@ class ChaosTest {
   final Map<Web, WebOrigin> web = new HashMap<>();
   final Queue<String> failures = new ConcurrentLinkedQueue<>();
   final Queue<Clean> clean = new ConcurrentLinkedQueue<>();
+  TestDns dns;
 
   String yaml() {
     StringBuilder listeners = new StringBuilder(
@@ -291,10 +293,10 @@ class ChaosTest {
           allowDestinationCidrs: [127.0.0.0/8]
         resolver:
           hosts: {www.allowed.test: 127.0.0.1, api.allowed.test: 127.0.0.1}
-          servers: ["127.0.0.1:9"]
+          servers: ["%s"]
         timeouts: {dns: 1s, connect: 2s, clientHello: 3s}
         limits: {maxConnections: 10000, maxConnectionsPerClient: 10000}
-        """.formatted(listeners.toString().stripTrailing(), ports);
+        """.formatted(listeners.toString().stripTrailing(), ports, dns.address());
   }
 
   @ParameterizedTest(name = "{0}")
@@ -307,6 +309,11 @@ class ChaosTest {
         "native epoll is not available here: " + t.fallbackReason());
     long seed = Long.getLong("chaos.seed", System.nanoTime());
     System.out.println("ChaosTest " + transport + ": -Dchaos.seed=" + seed);
+    Map<String, List<String>> names = new HashMap<>();
+    for (int i = 0; i < DNS_NAMES; i++) {
+      names.put("d" + i + ".allowed.test", List.of("127.0.0.1"));
+    }
+    dns = new TestDns(names, false, 10); // looked up for real, each name once, 10 ms late
     for (Raw b : Raw.values()) {
       raw.put(b, new RawOrigin(b));
     }
@@ -335,12 +342,14 @@ class ChaosTest {
       int reached = origins().stream().mapToInt(o -> o.accepted.get()).sum();
       System.out.println("ChaosTest " + transport + ": " + CLIENTS + " clients, " + reached
           + " upstream connections, " + clean.size() + " clean echo tunnels, " + log.size()
-          + " log lines");
+          + " log lines, " + dns.queries.get() + " DNS queries");
       assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
+      assertThat(dns.queries.get()).as("names looked up from the name server").isPositive();
     } finally {
       for (Origin o : origins()) {
         o.close();
       }
+      dns.close();
     }
   }
 
@@ -463,7 +472,8 @@ class ChaosTest {
   void connectTunnel(ProxyFixture p, RandomGenerator r, Raw b, boolean denied, End end, Scenario sc)
       throws IOException {
     try (Socket s = DataPlaneTest.socket(p.port("explicit"))) {
-      String authority = denied ? "evil.test:443" : "www.allowed.test:" + raw.get(b).port();
+      String host = allowedHost(r);
+      String authority = denied ? "evil.test:443" : host + ":" + raw.get(b).port();
       byte[] head = ("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n")
           .getBytes(StandardCharsets.US_ASCII);
       if (end == End.RESET_IN_HEAD) {
@@ -485,7 +495,8 @@ class ChaosTest {
       // a TLS client in the tunnel: its SNI is checked against the CONNECT host
       boolean mismatch = r.nextInt(4) == 0;
       sc.what += mismatch ? ", ClientHello for another host" : ", ClientHello";
-      byte[] hello = hello(r, mismatch ? "api.allowed.test" : "www.allowed.test");
+      byte[] hello = hello(r, !mismatch ? host
+          : host.equals("api.allowed.test") ? "www.allowed.test" : "api.allowed.test");
       if (mismatch) {
         sc.strict = false; // closed, by a FIN or a reset
         s.getOutputStream().write(hello);
@@ -497,6 +508,18 @@ class ChaosTest {
     }
   }
 
+  /**
+   * An allowed name: from {@code resolver.hosts} (answered at once) or, a third of the time, one
+   * the proxy looks up from the test's name server (an answer 10 ms late, the first time).
+   */
+  static String allowedHost(RandomGenerator r) {
+    return switch (r.nextInt(3)) {
+      case 0 -> "www.allowed.test";
+      case 1 -> "api.allowed.test";
+      default -> "d" + r.nextInt(DNS_NAMES) + ".allowed.test";
+    };
+  }
+
   /** A ClientHello for {@code sni} in one or two records, post-quantum size or not. */
   static byte[] hello(RandomGenerator r, String sni) {
     return ClientHellos.records(ClientHellos.handshake(sni, List.of("konnectivity", "h2"),
@@ -506,7 +529,7 @@ class ChaosTest {
   void sniTunnel(ProxyFixture p, RandomGenerator r, Raw b, boolean denied, End end, Scenario sc)
       throws IOException {
     try (Socket s = DataPlaneTest.socket(p.port("tls-" + b.name().toLowerCase()))) {
-      byte[] hello = hello(r, denied ? "evil.test" : "www.allowed.test");
+      byte[] hello = hello(r, denied ? "evil.test" : allowedHost(r));
       OutputStream out = s.getOutputStream();
       if (end == End.RESET_IN_HEAD) {
         out.write(hello, 0, r.nextInt(1, hello.length));
@@ -594,8 +617,7 @@ class ChaosTest {
       for (int i = 0; i < requests; i++) {
         Web b = absolute ? Web.values()[r.nextInt(Web.values().length)] : listenerBehaviour;
         sc.what += (i == 0 ? " " : "+") + b;
-        String host = denied && i == requests - 1 ? "evil.test"
-            : r.nextBoolean() ? "www.allowed.test" : "api.allowed.test";
+        String host = denied && i == requests - 1 ? "evil.test" : allowedHost(r);
         String authority = host + ":" + web.get(b).port();
         byte[] body = new byte[r.nextInt(3) == 0 ? r.nextInt(1, 3000) : 0];
         String target = absolute ? "http://" + authority + "/r" + i : "/r" + i;
