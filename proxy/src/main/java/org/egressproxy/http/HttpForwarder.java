@@ -317,7 +317,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private void refuseLogged(ChannelHandlerContext ctx, Connection c, int status, String phrase,
       String body) {
     runtime.decided(c);
-    boolean close = status == 400; // after a bad request nothing on the connection is trusted
+    // after a bad request nothing on the connection is trusted; while draining, nothing more
+    // is taken on it
+    boolean close = status == 400 || draining;
     var written = ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), status, phrase, body, close));
     if (close) {
       written.addListener(ChannelFutureListener.CLOSE);
@@ -405,7 +407,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     if (c != null && c.decision != null && c.reason == null) {
       runtime.log().close(c);
     }
-    if (closeAfter) {
+    if (closeAfter || draining) {
+      // The answer said Connection: close (or the drain began while it went out): requests
+      // pipelined behind it are not answered - the client retries them elsewhere, and must be
+      // able to trust that they were not forwarded.
       ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER)
           .addListener(ChannelFutureListener.CLOSE);
       return;
@@ -448,7 +453,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     Connection c = exchange;
     ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), 502, "Bad Gateway", "egress-proxy: "
         + c.method + " " + c.host + ":" + c.port + " failed: the upstream " + what,
-        closeAfter || !requestDone));
+        closeAfter || draining || !requestDone));
     if (!requestDone) {
       discarding = true; // the rest of the body has nowhere to go
       closeAfter = true;

@@ -65,6 +65,45 @@ class DrainTest {
     }
   }
 
+  /**
+   * Requests pipelined behind the answer in flight when the drain starts are not forwarded: the
+   * answer says {@code Connection: close}, so the client will send them again elsewhere (they
+   * were forwarded before: a POST would have run twice).
+   */
+  @Test
+  void requestsPipelinedBehindTheAnswerInFlightAreNotForwardedOnceDraining(@TempDir Path dir)
+      throws Exception {
+    try (java.net.ServerSocket origin = FaultTest.origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      try (ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
+              port, port, ""), port), dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        String get = "GET http://www.allowed.test:" + port + "/%s HTTP/1.1\r\nHost:"
+            + " www.allowed.test:" + port + "\r\n\r\n";
+        s.getOutputStream().write((get.formatted("one") + get.formatted("two"))
+            .getBytes(StandardCharsets.US_ASCII));
+        try (Socket up = origin.accept()) {
+          up.setSoTimeout(10_000);
+          assertThat(DataPlaneTest.readHead(up.getInputStream())).startsWith("GET /one ");
+          p.server.stopAccepting();
+          Thread.sleep(100); // the drain reaches the connection's loop
+          up.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+              .getBytes(StandardCharsets.US_ASCII));
+          String head = DataPlaneTest.readHead(s.getInputStream());
+          assertThat(head).startsWith("HTTP/1.1 200").containsIgnoringCase("connection: close");
+          assertThat(s.getInputStream().readNBytes(3)).isEqualTo("one".getBytes());
+          assertThat(s.getInputStream().read()).as("closed after the answer").isEqualTo(-1);
+          assertThat(up.getInputStream().read()).as("the second request never sent upstream")
+              .isEqualTo(-1);
+        }
+        origin.setSoTimeout(300);
+        org.assertj.core.api.Assertions.assertThatThrownBy(origin::accept)
+            .as("nor on a new connection").isInstanceOf(java.net.SocketTimeoutException.class);
+      }
+    }
+  }
+
   @Test
   void idleKeepAliveConnectionsCloseAndTunnelsGoOn(@TempDir Path dir) throws Exception {
     try (ProxyFixture p = new ProxyFixture(DataPlaneTest.withPorts(DataPlaneTest.config(
