@@ -302,12 +302,23 @@ class ChaosTest {
   }
 
   /**
-   * On epoll and on NIO; and on epoll with a drain (SIGTERM's first step) half-way: the
-   * listeners close (later clients are refused), idle keep-alive connections close, answers in
-   * flight say {@code Connection: close}, tunnels go on.
+   * A parent proxy (another egress-proxy, one http-proxy listener) that allows what the proxy
+   * under test allows: every upstream connection of the latter is a CONNECT tunnel through it.
+   */
+  String parentYaml() {
+    return yaml().replaceAll("(?s)listeners:.*?\npolicy:",
+        "listeners:\n  - {name: parent, mode: http-proxy, bind: \"127.0.0.1:0\"}\npolicy:");
+  }
+
+  /**
+   * On epoll and on NIO; on epoll with a drain (SIGTERM's first step) half-way: the listeners
+   * close (later clients are refused), idle keep-alive connections close, answers in flight say
+   * {@code Connection: close}, tunnels go on; and on epoll with every upstream connection made
+   * through a parent proxy ({@code upstream.proxy}), which must end up holding nothing either.
    */
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"epoll", "nio", "epoll, draining half-way"})
+  @ValueSource(strings = {"epoll", "nio", "epoll, draining half-way",
+      "epoll, through a parent proxy"})
   void everyConnectionEndsAndIsAccountedFor(String variant, @TempDir Path dir)
       throws Exception {
     String transport = variant.split(",")[0];
@@ -328,7 +339,11 @@ class ChaosTest {
     for (Web b : Web.values()) {
       web.put(b, new WebOrigin(b));
     }
-    try (ProxyFixture p = new ProxyFixture(yaml(), dir.resolve("decisions.jsonl"), t)) {
+    ProxyFixture parent = variant.contains("parent")
+        ? new ProxyFixture(parentYaml(), dir.resolve("parent.jsonl"), t) : null;
+    String yaml = parent == null ? yaml()
+        : yaml() + "upstream: {proxy: \"http://127.0.0.1:" + parent.port("parent") + "\"}\n";
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"), t)) {
       ExecutorService clients = Executors.newFixedThreadPool(CONCURRENCY);
       for (int i = 0; i < CLIENTS; i++) {
         long scenarioSeed = seed + i;
@@ -345,6 +360,10 @@ class ChaosTest {
       assertThat(failures).as("what clients saw (seed %d)", seed).isEmpty();
       DataPlaneTest.await("the proxy holds no connection (seed " + seed + ")",
           () -> p.server.runtime().limits().open() == 0);
+      if (parent != null) {
+        DataPlaneTest.await("the parent proxy holds no connection (seed " + seed + ")",
+            () -> parent.server.runtime().limits().open() == 0);
+      }
       for (Origin o : origins()) {
         DataPlaneTest.await("every connection to the origin closed by the proxy (seed " + seed
             + ")", () -> o.open.get() == 0);
@@ -358,7 +377,15 @@ class ChaosTest {
           + " log lines, " + dns.queries.get() + " DNS queries");
       assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
       assertThat(dns.queries.get()).as("names looked up from the name server").isPositive();
+      if (parent != null) {
+        assertThat(parent.closeAndReadLog()).as("the parent's log")
+            .filteredOn(l -> l.contains("\"method\":\"CONNECT\"")
+                && l.contains("\"decision\":\"allow\"")).hasSizeGreaterThan(CLIENTS / 4);
+      }
     } finally {
+      if (parent != null) {
+        parent.close();
+      }
       for (Origin o : origins()) {
         o.close();
       }
