@@ -351,7 +351,8 @@ class ChaosTest {
       }
       clients.shutdown();
       if (variant.contains("draining")) {
-        DataPlaneTest.await("half the clients done", () -> done.get() >= CLIENTS / 2);
+        LoadTest.await("half the clients done", java.time.Duration.ofSeconds(150),
+            () -> done.get() >= CLIENTS / 2);
         drained = true; // before: a client refused right away must know why
         p.server.stopAccepting();
       }
