@@ -97,6 +97,31 @@ class HttpsProxyTest {
     }
   }
 
+  /**
+   * A TLS client's close_notify on its connection to the proxy is its FIN: passed on to the
+   * upstream, whose answer still comes back, then the connection ends.
+   */
+  @Test
+  void closeNotifyFromTheClientIsPassedOnAsAFin(@TempDir Path dir) throws Exception {
+    Path tlsDir = dir.resolve("tls");
+    Origins.Origin recorder = origins.recorder();
+    String yaml = config(tlsDir).replace("ports: [" + tlsOrigin.port + "]",
+        "ports: [" + tlsOrigin.port + ", " + recorder.port + "]");
+    try (ProxyFixture p = new ProxyFixture(yaml, null);
+        Socket raw = DataPlaneTest.socket(p.port("explicit"))) {
+      SSLSocket toProxy = (SSLSocket) trusting(tlsDir.resolve("ca.pem")).getSocketFactory()
+          .createSocket(raw, "127.0.0.1", raw.getPort(), true);
+      toProxy.startHandshake();
+      assertThat(DataPlaneTest.connect(toProxy, "www.allowed.test:" + recorder.port))
+          .contains(" 200 ");
+      toProxy.getOutputStream().write("hello".getBytes(StandardCharsets.US_ASCII));
+      toProxy.getOutputStream().flush();
+      toProxy.shutdownOutput(); // TLS 1.3: close_notify, reading goes on
+      assertThat(DataPlaneTest.line(toProxy.getInputStream())).isEqualTo("got 5");
+      assertThat(toProxy.getInputStream().read()).isEqualTo(-1);
+    }
+  }
+
   @Test
   void curlThroughAnHttpsProxy(@TempDir Path dir) throws Exception {
     assumeTrue(RealClientsTest.installed("curl"),
