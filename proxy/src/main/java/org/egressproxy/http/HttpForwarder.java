@@ -486,8 +486,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         if (!bodyless && !HttpUtil.isContentLengthSet(out)
             && !HttpUtil.isTransferEncodingChunked(out)) {
           // A body delimited by the origin closing (HTTP/1.0 style): chunk it for the client,
-          // whose connection stays open.
+          // whose connection stays open; the upstream connection ends with it.
           HttpUtil.setTransferEncodingChunked(out, true);
+          upstreamKey = null;
         }
         if (closeAfter || draining && !informational) {
           // the connection ends after this answer (while draining: so the client does not

@@ -211,6 +211,14 @@ public final class ProxyHttpCodec
 
     @Override
     protected boolean isContentAlwaysEmpty(HttpResponse msg) {
+      int code = msg.status().code();
+      if (code >= 100 && code < 200 && code != 101) {
+        // an interim answer (100 Continue): the request's final answer is still to come and
+        // is the one that takes its method off the queue - else every later answer on the
+        // connection would be paired with the request after its own (a GET's body dropped
+        // as a HEAD's)
+        return true;
+      }
       method = methods.poll();
       return HttpMethod.HEAD.equals(method) || super.isContentAlwaysEmpty(msg);
     }

@@ -533,6 +533,63 @@ class FaultTest {
   }
 
   /**
+   * Legal but less common answers, to requests pipelined on one connection: a 100 Continue
+   * before a final answer (it used to take the request's place in the queue that pairs answers
+   * with requests, so the next answer was taken for the HEAD's after it and its body dropped),
+   * and a body delimited by the origin closing (its connection was then reused for the next
+   * request, which was lost).
+   */
+  @Test
+  void interimAnswersAndCloseDelimitedBodiesKeepPipelinedAnswersInOrder(@TempDir Path dir)
+      throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      daemon("odd-origin", () -> {
+        try (Socket first = origin.accept()) {
+          InputStream in = new java.io.BufferedInputStream(first.getInputStream());
+          OutputStream out = first.getOutputStream();
+          DataPlaneTest.readHead(in); // GET /continue
+          out.write(("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3"
+              + "\r\n\r\nabc").getBytes(StandardCharsets.US_ASCII));
+          DataPlaneTest.readHead(in); // HEAD /head
+          out.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+              .getBytes(StandardCharsets.US_ASCII));
+          DataPlaneTest.readHead(in); // GET /until-close
+          out.write("HTTP/1.1 200 OK\r\n\r\nuntil-close".getBytes(StandardCharsets.US_ASCII));
+        } catch (IOException e) {
+          return;
+        }
+        try (Socket second = origin.accept()) {
+          DataPlaneTest.readHead(second.getInputStream()); // GET /after
+          second.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter"
+              .getBytes(StandardCharsets.US_ASCII));
+          second.getInputStream().read();
+        } catch (IOException e) {
+          // the test fails on the client side
+        }
+      });
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        String request = "%s http://www.allowed.test:" + port + "/%s HTTP/1.1\r\nHost: "
+            + "www.allowed.test:" + port + "\r\n\r\n";
+        s.getOutputStream().write((request.formatted("GET", "continue")
+            + request.formatted("HEAD", "head") + request.formatted("GET", "until-close")
+            + request.formatted("GET", "after")).getBytes(StandardCharsets.US_ASCII));
+        InputStream in = new java.io.BufferedInputStream(s.getInputStream());
+        assertThat(DataPlaneTest.readHead(in)).startsWith("HTTP/1.1 100 ");
+        assertThat(DataPlaneTest.readResponse(in)).isEqualTo("200|abc");
+        assertThat(DataPlaneTest.readHead(in)).startsWith("HTTP/1.1 200 ")
+            .containsIgnoringCase("content-length: 5"); // the HEAD's: no body follows
+        String head = DataPlaneTest.readHead(in);
+        assertThat(head).startsWith("HTTP/1.1 200 ").containsIgnoringCase("chunked");
+        assertThat(ChaosTest.body(in, head)).isEqualTo("until-close".length());
+        assertThat(DataPlaneTest.readResponse(in)).isEqualTo("200|after");
+      }
+    }
+  }
+
+  /**
    * A client that resets its CONNECT tunnel before sending anything ends an allowed tunnel: a
    * close line, not a second decision refusing it as a bad request (which the tunnel's SNI
    * check, waiting for the first bytes, used to write for any error).
