@@ -55,7 +55,10 @@ class ChaosTest {
   enum Raw { ECHO, BURST, RESET, CLOSE, STALL, FIN_FIRST }
 
   /** What an HTTP origin does with each request, one listening port per behaviour. */
-  enum Web { OK, CLOSE_AFTER, RESET_BEFORE, FIN_BEFORE, RESET_MID, BIG, SLOW, NOT_HTTP }
+  enum Web {
+    OK, CLOSE_AFTER, RESET_BEFORE, FIN_BEFORE, RESET_MID, BIG, SLOW, NOT_HTTP, CHUNKED,
+    UNTIL_CLOSE, CONTINUE
+  }
 
   /** How a client ends its connection. */
   enum End { CLEAN, RESET_IN_HEAD, RESET_LATE, CLOSE_UNREAD, FIN_THEN_RESET }
@@ -202,6 +205,7 @@ class ChaosTest {
           return; // the proxy closed the connection between requests
         }
         in.readNBytes(contentLength(head));
+        boolean headOnly = head.startsWith("HEAD "); // the same head, no body
         switch (behaviour) {
           case RESET_BEFORE -> {
             s.setSoLinger(true, 0);
@@ -213,16 +217,16 @@ class ChaosTest {
             return;
           }
           case RESET_MID -> {
-            out.write(("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII));
-            out.write(new byte[1000]);
+            out.write(("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nX-Length: 100000"
+                + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(new byte[headOnly ? 0 : 1000]); // a HEAD's answer is whole without
             out.flush();
             FaultTest.sleep(20);
             s.setSoLinger(true, 0);
             return;
           }
           case CLOSE_AFTER -> {
-            out.write(response(r.nextInt(0, 2000), "Connection: close\r\n"));
+            out.write(response(r.nextInt(0, 2000), "Connection: close\r\n", headOnly));
             return;
           }
           case NOT_HTTP -> {
@@ -230,23 +234,85 @@ class ChaosTest {
             drain(in, Long.MAX_VALUE);
             return;
           }
-          case BIG -> out.write(response(BIG, ""));
+          case BIG -> out.write(response(BIG, "", headOnly));
           case SLOW -> {
             FaultTest.sleep(r.nextInt(100, 800));
-            out.write(response(r.nextInt(0, 2000), ""));
+            out.write(response(r.nextInt(0, 2000), "", headOnly));
           }
-          case OK -> out.write(response(r.nextInt(0, 2000), ""));
+          case OK -> out.write(response(r.nextInt(0, 2000), "", headOnly));
+          case CONTINUE -> {
+            out.write("HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            out.write(response(r.nextInt(0, 2000), "", headOnly));
+          }
+          case CHUNKED -> {
+            int length = r.nextInt(0, 20_000);
+            out.write(("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Length: " + length
+                + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            for (int left = headOnly ? 0 : length; left > 0; ) {
+              int n = Math.min(left, r.nextInt(1, 5000));
+              out.write((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+              out.write(new byte[n]);
+              out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+              left -= n;
+            }
+            if (!headOnly) {
+              out.write("0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            }
+          }
+          case UNTIL_CLOSE -> { // HTTP/1.0 style: the body ends where the connection does
+            int length = r.nextInt(0, 20_000);
+            out.write(("HTTP/1.1 200 OK\r\nX-Length: " + length + "\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
+            out.write(new byte[headOnly ? 0 : length]);
+            return;
+          }
           default -> throw new IllegalStateException();
         }
       }
     }
 
-    static byte[] response(int length, String extra) {
-      byte[] head = ("HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n" + extra + "\r\n")
-          .getBytes(StandardCharsets.US_ASCII);
-      byte[] all = Arrays.copyOf(head, head.length + length);
+    static byte[] response(int length, String extra, boolean headOnly) {
+      byte[] head = ("HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\nX-Length: " + length
+          + "\r\n" + extra + "\r\n").getBytes(StandardCharsets.US_ASCII);
+      byte[] all = Arrays.copyOf(head, head.length + (headOnly ? 0 : length));
       Arrays.fill(all, head.length, all.length, (byte) 'x');
       return all;
+    }
+  }
+
+  /** A header's value, or null. */
+  static String header(String head, String name) {
+    for (String line : head.split("\r\n")) {
+      if (line.toLowerCase(java.util.Locale.ROOT).startsWith(name + ":")) {
+        return line.substring(name.length() + 1).strip();
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Reads an answer's body, delimited by Content-Length or chunked (the proxy never leaves
+   * a client's body to be delimited by the connection's end), and returns its length.
+   */
+  static long body(InputStream in, String head) throws IOException {
+    String length = header(head, "content-length");
+    if (length != null) {
+      return in.readNBytes(Integer.parseInt(length)).length;
+    }
+    expect("chunked".equalsIgnoreCase(header(head, "transfer-encoding")),
+        "an answer with neither Content-Length nor chunked: " + head);
+    long total = 0;
+    while (true) {
+      int size = Integer.parseInt(DataPlaneTest.line(in).strip().split(";")[0], 16);
+      if (size == 0) {
+        while (!DataPlaneTest.line(in).strip().isEmpty()) {
+          // trailers
+        }
+        return total;
+      }
+      total += in.readNBytes(size).length;
+      DataPlaneTest.line(in); // the chunk's CRLF
     }
   }
 
@@ -412,8 +478,9 @@ class ChaosTest {
   }
 
   /**
-   * Every allowed tunnel has one close line (unless its ClientHello was refused after); clean echo tunnels count what
-   * went through; no HTTP client has more close lines than allowed requests.
+   * Every allowed tunnel has one close line (unless its ClientHello was refused after); clean
+   * echo tunnels count what went through; no HTTP client has more close lines than allowed
+   * requests.
    */
   void checkLog(List<String> log, long seed) {
     // keyed by listener and client address: an ephemeral port comes back in a long run
@@ -658,6 +725,7 @@ class ChaosTest {
       int requests = r.nextInt(1, 4);
       List<Web> behaviours = new ArrayList<>();
       List<String> hosts = new ArrayList<>();
+      List<Boolean> heads = new ArrayList<>();
       ByteArrayOutputStream all = new ByteArrayOutputStream();
       List<byte[]> wire = new ArrayList<>();
       for (int i = 0; i < requests; i++) {
@@ -665,14 +733,17 @@ class ChaosTest {
         sc.what += (i == 0 ? " " : "+") + b;
         String host = denied && i == requests - 1 ? "evil.test" : allowedHost(r);
         String authority = host + ":" + web.get(b).port();
-        byte[] body = new byte[r.nextInt(3) == 0 ? r.nextInt(1, 3000) : 0];
+        int method = r.nextInt(6); // POST with a body, HEAD, or GET
+        byte[] body = new byte[method < 2 ? r.nextInt(1, 3000) : 0];
         String target = absolute ? "http://" + authority + "/r" + i : "/r" + i;
-        byte[] request = ((body.length > 0 ? "POST " : "GET ") + target + " HTTP/1.1\r\nHost: "
+        byte[] request = ((method < 2 ? "POST " : method == 2 ? "HEAD " : "GET ") + target
+            + " HTTP/1.1\r\nHost: "
             + (absolute ? authority : host) + "\r\n"
             + (body.length > 0 ? "Content-Length: " + body.length + "\r\n" : "") + "\r\n")
             .getBytes(StandardCharsets.US_ASCII);
         request = Arrays.copyOf(request, request.length + body.length);
         behaviours.add(b);
+        heads.add(method == 2);
         hosts.add(host);
         wire.add(request);
         all.writeBytes(request);
@@ -685,7 +756,7 @@ class ChaosTest {
           return;
         }
         for (int i = 0; i < requests; i++) {
-          if (!answered(in, behaviours.get(i), hosts.get(i), sc)) {
+          if (!answered(in, behaviours.get(i), hosts.get(i), heads.get(i), sc)) {
             return;
           }
         }
@@ -706,7 +777,7 @@ class ChaosTest {
             leave(s, r, end);
             return;
           }
-          if (!answered(in, behaviours.get(i), hosts.get(i), sc)) {
+          if (!answered(in, behaviours.get(i), hosts.get(i), heads.get(i), sc)) {
             return;
           }
         }
@@ -720,14 +791,18 @@ class ChaosTest {
    * Reads and checks the answer to a request to origin behaviour {@code b}; false when the
    * connection is over after it.
    */
-  boolean answered(InputStream in, Web b, String host, Scenario sc) throws IOException {
+  boolean answered(InputStream in, Web b, String host, boolean headRequest, Scenario sc)
+      throws IOException {
     String rhead = DataPlaneTest.readHead(in);
+    while (rhead.startsWith("HTTP/1.1 1")) {
+      rhead = DataPlaneTest.readHead(in); // 100 Continue, passed on; the answer follows
+    }
     if (rhead.isEmpty() && drained) {
       return false; // an idle keep-alive connection the drain closed as the request came
     }
     String status = rhead.isEmpty() ? "(closed)" : rhead.split("\r\n")[0];
     if (status.contains(" 502 ") && b != Web.RESET_BEFORE && b != Web.FIN_BEFORE
-        && b != Web.NOT_HTTP) {
+        && b != Web.NOT_HTTP && !headRequest) {
       status += " " + new String(in.readNBytes(contentLength(rhead)), StandardCharsets.UTF_8);
     }
     if (host.equals("evil.test")) {
@@ -735,19 +810,24 @@ class ChaosTest {
       return false;
     }
     switch (b) {
-      case OK, SLOW, BIG, CLOSE_AFTER -> {
+      case OK, SLOW, BIG, CLOSE_AFTER, CHUNKED, UNTIL_CLOSE, CONTINUE -> {
         expect(status.contains(" 200 "), sc.what + ": " + b + " answered " + status);
-        int len = contentLength(rhead);
-        expect(in.readNBytes(len).length == len, sc.what + ": " + b + " body");
+        long length = Long.parseLong(header(rhead, "x-length"));
+        if (!headRequest) { // a HEAD answer's length headers describe a body it does not have
+          expect(body(in, rhead) == length, sc.what + ": " + b + " body of " + length);
+        }
       }
       case RESET_BEFORE, FIN_BEFORE, NOT_HTTP -> {
         expect(status.contains(" 502 "), sc.what + ": " + b + " answered " + status);
-        int len = contentLength(rhead);
+        int len = headRequest ? 0 : contentLength(rhead);
         expect(in.readNBytes(len).length == len, sc.what + ": " + b + " 502's body");
       }
       case RESET_MID -> {
-        // the head and part of the body, then the proxy must end the connection
         sc.strict = false;
+        if (headRequest) {
+          return true; // the answer is whole; the origin's reset comes after it
+        }
+        // the head and part of the body, then the proxy must end the connection
         drain(in, 200_000);
         return false;
       }
