@@ -11,6 +11,7 @@ import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObject;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
@@ -44,6 +45,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     HOST_HEADER
   }
 
+  /** RFC 9110 section 9.2.2: methods a request can be sent again with (see resend). */
+  private static final java.util.Set<HttpMethod> IDEMPOTENT = java.util.Set.of(HttpMethod.GET,
+      HttpMethod.HEAD, HttpMethod.OPTIONS, HttpMethod.TRACE, HttpMethod.PUT, HttpMethod.DELETE);
   private static final List<String> HOP_BY_HOP = List.of("connection", "keep-alive",
       "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade");
 
@@ -71,6 +75,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean headRequest;
   private boolean answered; // the exchange in flight's final response head went to the client
   private boolean reused; // the exchange in flight went on an upstream an earlier one used
+  private HttpRequest resend; // its head, when it went on a reused upstream and can go again
+  private Destination resendTo;
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
   private boolean draining; // the proxy is stopping: close once no exchange is in flight
 
@@ -210,7 +216,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     copyEndToEnd(req.headers(), out.headers());
     out.headers().set(HttpHeaderNames.HOST, hostHeader);
     closeAfter = !HttpUtil.isKeepAlive(req);
-    headRequest = req.method().equals(io.netty.handler.codec.http.HttpMethod.HEAD);
+    headRequest = req.method().equals(HttpMethod.HEAD);
     exchange = c;
     meters = runtime.metrics().bytes(c.listener, c.source);
     requestDone = false;
@@ -220,6 +226,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     if (reused) {
       runtime.decided(c);
       c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
+      resend = IDEMPOTENT.contains(req.method()) && !HttpUtil.isTransferEncodingChunked(req)
+          && HttpUtil.getContentLength(req, 0L) == 0 ? out : null;
+      resendTo = d;
       upstream.writeAndFlush(out);
       return;
     }
@@ -229,6 +238,17 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       old.close();
     }
     ctx.channel().config().setAutoRead(false); // hold the body until the upstream is there
+    openUpstream(ctx, c, d, out, false);
+  }
+
+  /**
+   * Connects to {@code d} for the exchange {@code c} and sends {@code out}, then the body as it
+   * comes; {@code again}: {@code out} is a bodiless request sent once already, on a kept-alive
+   * connection the origin closed (its decision is logged, its end of message is written here).
+   */
+  private void openUpstream(ChannelHandlerContext ctx, Connection c, Destination d,
+      HttpRequest out, boolean again) {
+    String key = d.host() + ":" + d.port();
     Future<Channel> f = runtime.connector().connect(ctx.channel().eventLoop(), d,
         runtime.decider().policy(), new ChannelInitializer<>() {
           @Override
@@ -267,8 +287,13 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       upstream = done.getNow();
       upstreamKey = key;
       c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
-      runtime.decided(c);
+      if (!again) {
+        runtime.decided(c);
+      }
       upstream.write(out);
+      if (again) {
+        upstream.write(LastHttpContent.EMPTY_LAST_CONTENT);
+      }
       HttpContent part;
       while ((part = bodyWhileConnecting.poll()) != null) {
         upstream.write(part);
@@ -445,6 +470,16 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     upstreamKey = null;
     if (failed != null) {
       failed.close();
+    }
+    if (retryable && !answered && resend != null) {
+      // what a browser does on a kept-alive connection closed under its request (RFC 9112
+      // section 9.3.1), done here: a bodiless idempotent request is sent once more, on a new
+      // connection
+      HttpRequest again = resend;
+      resend = null;
+      reused = false;
+      openUpstream(ctx, exchange, resendTo, again, true);
+      return;
     }
     if (answered || retryable) {
       ctx.close(); // channelInactive writes the exchange's close line

@@ -439,10 +439,10 @@ class FaultTest {
   /**
    * An origin that resets or sends its FIN after a request, or answers with something that is
    * not HTTP: the client gets a 502 that says which, on a connection that stays open. An origin
-   * that closes a connection the proxy reuses, as the request reaches it: the client's
-   * connection is closed without an answer, as the origin's would have been, so that the client
-   * retries the request on a new one. One that closes an idle kept-alive connection: the next
-   * request goes on a new connection.
+   * that closes a connection the proxy reuses, as the request reaches it: a bodiless GET is sent
+   * again on a new connection; a POST is not, and the client's connection is closed without an
+   * answer, as the origin's would have been (the client decides whether to send it again). One
+   * that closes an idle kept-alive connection: the next request goes on a new connection.
    */
   @Test
   void anOriginThatFailsBeforeItsAnswerGetsA502(@TempDir Path dir) throws Exception {
@@ -474,6 +474,12 @@ class FaultTest {
               .getBytes(StandardCharsets.US_ASCII));
           DataPlaneTest.readHead(reused.getInputStream()); // the next request: closed unanswered
           reused.close();
+          Socket again = origin.accept(); // the same GET, sent again on a new connection
+          assertThat(DataPlaneTest.readHead(again.getInputStream())).startsWith("GET /again ");
+          again.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain"
+              .getBytes(StandardCharsets.US_ASCII));
+          DataPlaneTest.readHead(again.getInputStream()); // a POST: closed unanswered, not resent
+          again.close();
           Socket idle = origin.accept(); // answers, then closes while idle
           DataPlaneTest.readHead(idle.getInputStream());
           idle.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nidle"
@@ -510,6 +516,11 @@ class FaultTest {
         s.getOutputStream().write(get.formatted("ok").getBytes(StandardCharsets.US_ASCII));
         assertThat(DataPlaneTest.readResponse(in)).isEqualTo("200|ok");
         s.getOutputStream().write(get.formatted("again").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(in)).as("sent again on a new connection")
+            .isEqualTo("200|again");
+        s.getOutputStream().write(("POST http://www.allowed.test:" + port + "/post HTTP/1.1\r\n"
+            + "Host: www.allowed.test:" + port + "\r\nContent-Length: 2\r\n\r\nhi")
+            .getBytes(StandardCharsets.US_ASCII));
         assertThat(in.read()).as("the client's connection closed, nothing answered")
             .isEqualTo(-1);
         try (Socket s2 = DataPlaneTest.socket(p.port("explicit"))) {
@@ -527,6 +538,7 @@ class FaultTest {
             .containsExactly("decision allow", "close allow", "decision allow", "close allow",
                 "decision allow", "close allow", "decision allow", "close allow",
                 "decision allow", "close allow", "decision allow", "close allow",
+                "decision allow", "close allow",
                 "decision allow", "close allow");
       }
     }
