@@ -67,6 +67,8 @@ class ChaosTest {
   static final int CONCURRENCY = 24;
   static final int BIG = 256 * 1024;
   static final int DNS_NAMES = 2000;
+  /** maxConnectionsPerClient: twice what the clients (all from 127.0.0.1) hold at once. */
+  static final int PER_CLIENT = 2 * CONCURRENCY;
 
   /** An origin on 127.0.0.1 serving each accepted socket on a thread of its own. */
   abstract static class Origin implements AutoCloseable {
@@ -363,8 +365,8 @@ class ChaosTest {
           hosts: {www.allowed.test: 127.0.0.1, api.allowed.test: 127.0.0.1}
           servers: ["%s"]
         timeouts: {dns: 1s, connect: 2s, clientHello: 3s}
-        limits: {maxConnections: 10000, maxConnectionsPerClient: 10000}
-        """.formatted(listeners.toString().stripTrailing(), ports, dns.address());
+        limits: {maxConnections: 10000, maxConnectionsPerClient: %d}
+        """.formatted(listeners.toString().stripTrailing(), ports, dns.address(), PER_CLIENT);
   }
 
   /**
@@ -373,7 +375,8 @@ class ChaosTest {
    */
   String parentYaml() {
     return yaml().replaceAll("(?s)listeners:.*?\npolicy:",
-        "listeners:\n  - {name: parent, mode: http-proxy, bind: \"127.0.0.1:0\"}\npolicy:");
+        "listeners:\n  - {name: parent, mode: http-proxy, bind: \"127.0.0.1:0\"}\npolicy:")
+        .replace("maxConnectionsPerClient: " + PER_CLIENT, "maxConnectionsPerClient: 10000");
   }
 
   /**
@@ -416,6 +419,8 @@ class ChaosTest {
         clients.execute(() -> client(p, scenarioSeed));
       }
       clients.shutdown();
+      int[] hogged = new int[2]; // held at most, refused
+      Thread hog = FaultTest.daemon("hog", () -> hog(p, seed, hogged));
       if (variant.contains("draining")) {
         LoadTest.await("half the clients done", java.time.Duration.ofSeconds(150),
             () -> done.get() >= CLIENTS / 2);
@@ -424,9 +429,17 @@ class ChaosTest {
       }
       assertThat(clients.awaitTermination(180, TimeUnit.SECONDS))
           .as("clients done (seed %d)", seed).isTrue();
+      hog.join(120_000);
       assertThat(failures).as("what clients saw (seed %d)", seed).isEmpty();
       DataPlaneTest.await("the proxy holds no connection (seed " + seed + ")",
           () -> p.server.runtime().limits().open() == 0);
+      if (!drained) {
+        assertThat(hogged[1]).as("the hog's connections refused at the limit").isPositive();
+        try (Socket s = hogSocket(p)) { // its count went back to nothing as its connections did
+          assertThat(DataPlaneTest.connect(s, "www.allowed.test:" + raw.get(Raw.ECHO).port()))
+              .as("a connection from the hog's address after it").contains(" 200 ");
+        }
+      }
       if (parent != null) {
         DataPlaneTest.await("the parent proxy holds no connection (seed " + seed + ")",
             () -> parent.server.runtime().limits().open() == 0);
@@ -441,7 +454,8 @@ class ChaosTest {
       int reached = origins().stream().mapToInt(o -> o.accepted.get()).sum();
       System.out.println("ChaosTest " + variant + ": " + CLIENTS + " clients, " + reached
           + " upstream connections, " + clean.size() + " clean echo tunnels, " + log.size()
-          + " log lines, " + dns.queries.get() + " DNS queries");
+          + " log lines, " + dns.queries.get() + " DNS queries; the hog held up to " + hogged[0]
+          + " tunnels, refused " + hogged[1] + " times");
       assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
       assertThat(dns.queries.get()).as("names looked up from the name server").isPositive();
       if (parent != null) {
@@ -457,6 +471,65 @@ class ChaosTest {
         o.close();
       }
       dns.close();
+    }
+  }
+
+  /** A connection to the proxy's explicit listener from 127.0.0.2: another client address. */
+  static Socket hogSocket(ProxyFixture p) throws IOException {
+    Socket s = new Socket();
+    s.bind(new java.net.InetSocketAddress("127.0.0.2", 0));
+    s.connect(new java.net.InetSocketAddress("127.0.0.1", p.port("explicit")), 5000);
+    s.setSoTimeout(10_000);
+    return s;
+  }
+
+  /**
+   * A client at another address (127.0.0.2) that opens tunnels beyond its
+   * {@code maxConnectionsPerClient}, holding them and letting them go by a close, a reset or a
+   * FIN at random, while the others run: it gets 503s at its limit (never far below it), and
+   * the others (at 127.0.0.1) are not affected. {@code result}: most held, refusals.
+   */
+  void hog(ProxyFixture p, long seed, int[] result) {
+    RandomGenerator r = new SplittableRandom(~seed);
+    List<Socket> held = new ArrayList<>();
+    String connect = "CONNECT www.allowed.test:" + raw.get(Raw.ECHO).port() + " HTTP/1.1\r\n"
+        + "Host: www.allowed.test\r\n\r\n";
+    try {
+      for (int i = 0; i < 6 * PER_CLIENT && !drained; i++) {
+        Socket s = hogSocket(p);
+        s.getOutputStream().write(connect.getBytes(StandardCharsets.US_ASCII));
+        String status = DataPlaneTest.readHead(s.getInputStream()).split("\r\n")[0];
+        if (status.contains(" 503 ")) {
+          result[1]++;
+          // the proxy may not have seen the last few closes yet; never refused far below it
+          expect(held.size() >= PER_CLIENT / 2, "hog refused at " + held.size() + " held");
+          s.close();
+        } else {
+          expect(status.contains(" 200 "), "hog: " + status);
+          held.add(s);
+          result[0] = Math.max(result[0], held.size());
+        }
+        while (!held.isEmpty() && (r.nextInt(4) == 0 || status.contains(" 503 "))) {
+          Socket gone = held.remove(r.nextInt(held.size()));
+          leave(gone, r, End.values()[r.nextInt(2, End.values().length)]);
+          gone.close();
+          status = "";
+        }
+      }
+    } catch (IOException e) {
+      if (!drained) {
+        failures.add("hog: " + e);
+      }
+    } catch (AssertionError e) {
+      failures.add(e.getMessage());
+    } finally {
+      for (Socket s : held) {
+        try {
+          s.close();
+        } catch (IOException e) {
+          // closing
+        }
+      }
     }
   }
 
