@@ -288,7 +288,8 @@ public final class UpstreamConnector implements AutoCloseable {
     cf.addListener((ChannelFuture f) -> {
       if (!f.isSuccess()) {
         promise.tryFailure(new UpstreamException(Failure.REFUSED,
-            "parent proxy " + parentAddress + ": " + f.cause().getMessage()));
+            "parent proxy " + parent.host() + ":" + parent.port() + ": "
+                + f.cause().getMessage()));
         return;
       }
       f.channel().read(); // the parent's answer to CONNECT must be read with auto-read off
@@ -303,7 +304,7 @@ public final class UpstreamConnector implements AutoCloseable {
         boolean timeout = f.cause() instanceof io.netty.handler.proxy.ProxyConnectException
             && String.valueOf(f.cause().getMessage()).contains("timeout");
         promise.tryFailure(new UpstreamException(timeout ? Failure.TIMEOUT : Failure.REFUSED,
-            String.valueOf(f.cause().getMessage())));
+            parentFailure(f.cause())));
       }
     });
   }
@@ -315,6 +316,24 @@ public final class UpstreamConnector implements AutoCloseable {
    * in it, and Netty would hand it that socket's events still later in the batch (an old FIN
    * closed the new connection while it connected). Tasks run after the batch.
    */
+  /**
+   * What the parent proxy said, for the client: Netty's message for it ("http, none,
+   * /127.0.0.1:40000 => host/&lt;unresolved&gt;:443, status: 503 Service Unavailable") cut to its
+   * last part and said to be the parent's.
+   */
+  private String parentFailure(Throwable cause) {
+    String m = String.valueOf(cause.getMessage());
+    int status = m.lastIndexOf("status: ");
+    if (status >= 0) {
+      return "parent proxy " + parent.host() + ":" + parent.port() + " answered "
+          + m.substring(status + 8);
+    }
+    int arrow = m.indexOf(" => ");
+    int last = m.lastIndexOf(", ");
+    return "parent proxy " + parent.host() + ":" + parent.port() + ": "
+        + (arrow >= 0 && last > arrow ? m.substring(last + 2) : m);
+  }
+
   private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
       ChannelInitializer<Channel> init, Promise<Channel> promise, Throwable last) {
     if (promise.isDone()) {

@@ -80,6 +80,32 @@ class ParentProxyTest {
     }
   }
 
+  /** A parent that refuses: the client's 502 says what the parent answered, plainly. */
+  @Test
+  void aParentsRefusalIsPassedOnPlainly(@TempDir Path dir) throws Exception {
+    String parentYaml = """
+        listeners:
+          - {name: parent, mode: http-proxy, bind: "127.0.0.1:0"}
+        policy:
+          rules:
+            - {allow: "*.example", ports: [443]}
+        """;
+    try (ProxyFixture parent = new ProxyFixture(parentYaml, null)) {
+      String child = DataPlaneTest.withPorts(DataPlaneTest.config(tlsOrigin.port, tlsOrigin.port,
+          "upstream: {proxy: \"http://127.0.0.1:" + parent.port("parent") + "\"}"),
+          tlsOrigin.port);
+      try (ProxyFixture p = new ProxyFixture(child, null);
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        s.getOutputStream().write(("GET http://www.allowed.test:" + tlsOrigin.port + "/ HTTP/1.1"
+            + "\r\nHost: www.allowed.test:" + tlsOrigin.port + "\r\n\r\n")
+            .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("502|egress-proxy: "
+            + "GET www.allowed.test:" + tlsOrigin.port + " failed: parent proxy 127.0.0.1:"
+            + parent.port("parent") + " answered 403 Forbidden\n");
+      }
+    }
+  }
+
   @Test
   void socks5ParentAndNoProxy(@TempDir Path dir) throws Exception {
     List<String> asked = new CopyOnWriteArrayList<>();
