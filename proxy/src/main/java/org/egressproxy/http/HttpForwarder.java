@@ -221,6 +221,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     meters = runtime.metrics().bytes(c.listener, c.source);
     requestDone = false;
     answered = false;
+    resend = null;
     String key = d.host() + ":" + port;
     reused = upstream != null && upstream.isActive() && key.equals(upstreamKey);
     if (reused) {
@@ -460,10 +461,11 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   /**
    * The upstream of the exchange in flight closed or sent what is not HTTP. Before the answer's
    * head: a 502 that says so (the client's connection stays open when the request was read
-   * whole) - except for a connection closed on reuse, where the client's connection is closed
-   * instead, as the origin's own closing would have been, so the client retries on a new one
-   * (RFC 9112 section 9.3.1). After the head: the answer is cut short, and only closing the
-   * client's connection says so.
+   * whole) - except for a kept-alive connection closed as it was reused ({@code retryable}): a
+   * bodiless idempotent request goes again on a new connection, and for any other the client's
+   * connection is closed, as the origin's own closing would have been, so that the client
+   * decides whether to send it again (RFC 9112 section 9.3.1). After the head: the answer is cut
+   * short, and only closing the client's connection says so.
    */
   private void upstreamFailed(Channel failed, String what, boolean retryable) {
     upstream = null;

@@ -310,13 +310,6 @@ public final class UpstreamConnector implements AutoCloseable {
   }
 
   /**
-   * Connects to the addresses in turn. Always called from a task of {@code loop}, never while
-   * the loop works through a batch of epoll events: the kernel hands out the lowest free file
-   * descriptor, so a socket made in the middle of a batch gets the number of one closed earlier
-   * in it, and Netty would hand it that socket's events still later in the batch (an old FIN
-   * closed the new connection while it connected). Tasks run after the batch.
-   */
-  /**
    * What the parent proxy said, for the client: Netty's message for it ("http, none,
    * /127.0.0.1:40000 => host/&lt;unresolved&gt;:443, status: 503 Service Unavailable") cut to its
    * last part and said to be the parent's.
@@ -334,6 +327,13 @@ public final class UpstreamConnector implements AutoCloseable {
         + (arrow >= 0 && last > arrow ? m.substring(last + 2) : m);
   }
 
+  /**
+   * Connects to the addresses in turn. Always called from a task of {@code loop}, never while
+   * the loop works through a batch of epoll events: the kernel hands out the lowest free file
+   * descriptor, so a socket made in the middle of a batch gets the number of one closed earlier
+   * in it, and Netty would hand it that socket's events still later in the batch (an old FIN
+   * closed the new connection while it connected). Tasks run after the batch.
+   */
   private void tryConnect(EventLoop loop, List<InetAddress> addresses, int index, int port,
       ChannelInitializer<Channel> init, Promise<Channel> promise, Throwable last) {
     if (promise.isDone()) {
