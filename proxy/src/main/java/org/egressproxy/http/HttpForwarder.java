@@ -552,7 +552,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
           informational = false;
           return;
         }
-        boolean closeUpstream = upstreamKey == null;
+        // Not reused when the origin said so, or answered before the request's body was all
+        // there (a 413, a 401): the rest of the body is dropped, and the origin, which may
+        // still be waiting for it, would read the next request as its end.
+        boolean closeUpstream = upstreamKey == null || !requestDone;
         if (closeUpstream) {
           upstream = null; // not reused; its closing must not end the client's connection
         }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -597,6 +598,61 @@ class FaultTest {
         assertThat(head).startsWith("HTTP/1.1 200 ").containsIgnoringCase("chunked");
         assertThat(ChaosTest.body(in, head)).isEqualTo("until-close".length());
         assertThat(DataPlaneTest.readResponse(in)).isEqualTo("200|after");
+      }
+    }
+  }
+
+  /**
+   * An origin that answers before the request's body is all there (a 413, a 401) and then waits
+   * for the rest of it: the proxy drops the rest and does not reuse that connection - it was
+   * reused, and the origin read the client's next request as the end of the body, answering
+   * nothing (the client waited until its timeout).
+   */
+  @Test
+  void anAnswerBeforeTheWholeBodyEndsThatUpstreamConnection(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      java.util.concurrent.CompletableFuture<String> afterTheAnswer =
+          new java.util.concurrent.CompletableFuture<>();
+      daemon("early-origin", () -> {
+        try (Socket early = origin.accept()) {
+          early.setSoTimeout(10_000);
+          InputStream in = early.getInputStream();
+          assertThat(DataPlaneTest.readHead(in)).startsWith("POST /upload ");
+          early.getOutputStream().write(("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4"
+              + "\r\n\r\nbig!").getBytes(StandardCharsets.US_ASCII));
+          ByteArrayOutputStream rest = new ByteArrayOutputStream();
+          try {
+            in.transferTo(rest); // what it gets on that connection until the proxy closes it
+          } catch (IOException e) {
+            // closed with a reset: also an end
+          }
+          afterTheAnswer.complete(rest.toString(StandardCharsets.ISO_8859_1));
+          try (Socket next = origin.accept()) {
+            assertThat(DataPlaneTest.readHead(next.getInputStream())).startsWith("GET /next ");
+            next.getOutputStream().write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                .getBytes(StandardCharsets.US_ASCII));
+            next.getInputStream().read();
+          }
+        } catch (IOException | AssertionError e) {
+          afterTheAnswer.completeExceptionally(e);
+        }
+      });
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        String authority = "www.allowed.test:" + port;
+        s.getOutputStream().write(("POST http://" + authority + "/upload HTTP/1.1\r\nHost: "
+            + authority + "\r\nContent-Length: 20000\r\n\r\n").getBytes(
+            StandardCharsets.US_ASCII));
+        s.getOutputStream().write(new byte[1000]);
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("413|big!");
+        s.getOutputStream().write(new byte[19_000]); // the rest of the body, after the answer
+        s.getOutputStream().write(("GET http://" + authority + "/next HTTP/1.1\r\nHost: "
+            + authority + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("200|ok");
+        assertThat(afterTheAnswer.get(10, java.util.concurrent.TimeUnit.SECONDS))
+            .as("the first connection saw no part of the next request").doesNotContain("GET");
       }
     }
   }
