@@ -57,7 +57,7 @@ class ChaosTest {
   /** What an HTTP origin does with each request, one listening port per behaviour. */
   enum Web {
     OK, CLOSE_AFTER, RESET_BEFORE, FIN_BEFORE, RESET_MID, BIG, SLOW, NOT_HTTP, CHUNKED,
-    UNTIL_CLOSE, CONTINUE
+    UNTIL_CLOSE, CONTINUE, EARLY
   }
 
   /** How a client ends its connection. */
@@ -206,8 +206,15 @@ class ChaosTest {
         if (!head.endsWith("\r\n\r\n")) {
           return; // the proxy closed the connection between requests
         }
-        in.readNBytes(contentLength(head));
         boolean headOnly = head.startsWith("HEAD "); // the same head, no body
+        if (behaviour == Web.EARLY) { // a 413 before the body, then the body, as nginx does
+          out.write(("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nX-Length: 4"
+              + "\r\n\r\n" + (headOnly ? "" : "big!")).getBytes(StandardCharsets.US_ASCII));
+          out.flush();
+          in.readNBytes(contentLength(head));
+          continue;
+        }
+        in.readNBytes(contentLength(head));
         switch (behaviour) {
           case RESET_BEFORE -> {
             s.setSoLinger(true, 0);
@@ -462,7 +469,9 @@ class ChaosTest {
           + " upstream connections, " + clean.size() + " clean echo tunnels, " + log.size()
           + " log lines, " + dns.queries.get() + " DNS queries; the hog held up to " + hogged[0]
           + " tunnels, refused " + hogged[1] + " times");
-      assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
+      if (!drained) { // with half the clients refused a few may be all there are
+        assertThat(clean).as("clean echo tunnels among the scenarios").isNotEmpty();
+      }
       assertThat(dns.queries.get()).as("names looked up from the name server").isPositive();
       if (parent != null) {
         assertThat(parent.closeAndReadLog()).as("the parent's log")
@@ -914,8 +923,9 @@ class ChaosTest {
       return false;
     }
     switch (b) {
-      case OK, SLOW, BIG, CLOSE_AFTER, CHUNKED, UNTIL_CLOSE, CONTINUE -> {
-        expect(status.contains(" 200 "), sc.what + ": " + b + " answered " + status);
+      case OK, SLOW, BIG, CLOSE_AFTER, CHUNKED, UNTIL_CLOSE, CONTINUE, EARLY -> {
+        expect(status.contains(b == Web.EARLY ? " 413 " : " 200 "),
+            sc.what + ": " + b + " answered " + status);
         long length = Long.parseLong(header(rhead, "x-length"));
         if (!headRequest) { // a HEAD answer's length headers describe a body it does not have
           expect(body(in, rhead) == length, sc.what + ": " + b + " body of " + length);
