@@ -73,6 +73,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean closeAfter;
   private boolean informational;
   private boolean headRequest;
+  private boolean http10; // the exchange in flight's client speaks HTTP/1.0
   private boolean answered; // the exchange in flight's final response head went to the client
   private boolean reused; // the exchange in flight went on an upstream an earlier one used
   private HttpRequest resend; // its head, when it went on a reused upstream and can go again
@@ -216,6 +217,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     copyEndToEnd(req.headers(), out.headers());
     out.headers().set(HttpHeaderNames.HOST, hostHeader);
     closeAfter = !HttpUtil.isKeepAlive(req);
+    http10 = req.protocolVersion().equals(HttpVersion.HTTP_1_0);
     headRequest = req.method().equals(HttpMethod.HEAD);
     exchange = c;
     meters = runtime.metrics().bytes(c.listener, c.source);
@@ -520,12 +522,19 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
             HttpVersion.HTTP_1_1, resp.status());
         copyEndToEnd(resp.headers(), out.headers());
         boolean bodyless = informational || code == 204 || code == 304 || headRequest;
-        if (!bodyless && !HttpUtil.isContentLengthSet(out)
-            && !HttpUtil.isTransferEncodingChunked(out)) {
-          // A body delimited by the origin closing (HTTP/1.0 style): chunk it for the client,
-          // whose connection stays open; the upstream connection ends with it.
+        boolean delimitedByClose = !bodyless && !HttpUtil.isContentLengthSet(out)
+            && !HttpUtil.isTransferEncodingChunked(out);
+        if (delimitedByClose) {
+          upstreamKey = null; // the upstream connection ends with this answer
+        }
+        if (http10 && !bodyless && !HttpUtil.isContentLengthSet(out)) {
+          // An HTTP/1.0 client knows no chunked coding (RFC 9112 section 6.1): the body goes
+          // as it comes, and closing the connection ends it.
+          out.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
+          closeAfter = true;
+        } else if (delimitedByClose) {
+          // HTTP/1.1: chunked for the client, whose connection stays open
           HttpUtil.setTransferEncodingChunked(out, true);
-          upstreamKey = null;
         }
         if (closeAfter || draining && !informational) {
           // the connection ends after this answer (while draining: so the client does not

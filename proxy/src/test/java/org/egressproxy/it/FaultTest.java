@@ -658,6 +658,46 @@ class FaultTest {
   }
 
   /**
+   * An HTTP/1.0 client knows no chunked coding: an answer the origin sends chunked, or delimits
+   * by closing, reaches it as the plain body, ended by the proxy closing the connection (it was
+   * sent chunked, framing and all, into the client's body).
+   */
+  @Test
+  void anHttp10ClientGetsNoChunkedCoding(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      daemon("chunking-origin", () -> {
+        for (String answer : new String[] {
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n\r\nuntil-close"}) {
+          try (Socket up = origin.accept()) {
+            DataPlaneTest.readHead(up.getInputStream());
+            up.getOutputStream().write(answer.getBytes(StandardCharsets.US_ASCII));
+            if (answer.contains("chunked")) {
+              up.setSoTimeout(10_000);
+              up.getInputStream().read(); // kept alive until the proxy lets it go
+            }
+          } catch (IOException e) {
+            return;
+          }
+        }
+      });
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"))) {
+        for (String[] expected : new String[][] {{"chunked", "hello"}, {"close", "until-close"}}) {
+          try (Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+            s.getOutputStream().write(("GET http://www.allowed.test:" + port + "/" + expected[0]
+                + " HTTP/1.0\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            String all = new String(s.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1);
+            assertThat(all).startsWith("HTTP/1.1 200 ").doesNotContainIgnoringCase("chunked")
+                .endsWith("\r\n\r\n" + expected[1]);
+          }
+        }
+      }
+    }
+  }
+
+  /**
    * A client that resets its CONNECT tunnel before sending anything ends an allowed tunnel: a
    * close line, not a second decision refusing it as a bad request (which the tunnel's SNI
    * check, waiting for the first bytes, used to write for any error).
