@@ -826,6 +826,9 @@ class ChaosTest {
       InputStream in = new BufferedInputStream(s.getInputStream());
       OutputStream out = s.getOutputStream();
       int requests = r.nextInt(1, 4);
+      // an HTTP/1.0 client, now and then: one request, no chunked coding, closed after
+      boolean http10 = requests == 1 && r.nextInt(5) == 0;
+      sc.what += http10 ? " HTTP/1.0" : "";
       List<Web> behaviours = new ArrayList<>();
       List<String> hosts = new ArrayList<>();
       List<Boolean> heads = new ArrayList<>();
@@ -848,7 +851,7 @@ class ChaosTest {
         byte[] body = new byte[method < 2 ? r.nextInt(1, 3000) : 0];
         String target = absolute ? "http://" + authority + "/r" + i : "/r" + i;
         byte[] request = ((method < 2 ? "POST " : method == 2 ? "HEAD " : "GET ") + target
-            + " HTTP/1.1\r\nHost: "
+            + (http10 ? " HTTP/1.0" : " HTTP/1.1") + "\r\nHost: "
             + (absolute ? authority : host) + "\r\n"
             + (body.length > 0 ? "Content-Length: " + body.length + "\r\n" : "") + "\r\n")
             .getBytes(StandardCharsets.US_ASCII);
@@ -928,7 +931,12 @@ class ChaosTest {
             sc.what + ": " + b + " answered " + status);
         long length = Long.parseLong(header(rhead, "x-length"));
         if (!headRequest) { // a HEAD answer's length headers describe a body it does not have
-          expect(body(in, rhead) == length, sc.what + ": " + b + " body of " + length);
+          // neither length nor chunked: only for an HTTP/1.0 client, the body ended by the
+          // close (for any other the read would wait for its timeout: a failure)
+          long got = header(rhead, "content-length") == null
+              && header(rhead, "transfer-encoding") == null
+              ? in.readAllBytes().length : body(in, rhead);
+          expect(got == length, sc.what + ": " + b + " body of " + length + ", got " + got);
         }
       }
       case RESET_BEFORE, FIN_BEFORE, NOT_HTTP -> {
