@@ -45,6 +45,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     HOST_HEADER
   }
 
+  /** How long a connection closed with its request unread reads on (see lingerThenClose). */
+  static final long LINGER_MS = 2000;
   /** RFC 9110 section 9.2.2: methods a request can be sent again with (see resend). */
   private static final java.util.Set<HttpMethod> IDEMPOTENT = java.util.Set.of(HttpMethod.GET,
       HttpMethod.HEAD, HttpMethod.OPTIONS, HttpMethod.TRACE, HttpMethod.PUT, HttpMethod.DELETE);
@@ -74,6 +76,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean informational;
   private boolean headRequest;
   private boolean http10; // the exchange in flight's client speaks HTTP/1.0
+  private boolean lingering; // answered, FIN sent: reading and dropping until the client's FIN
   private boolean answered; // the exchange in flight's final response head went to the client
   private boolean reused; // the exchange in flight went on an upstream an earlier one used
   private HttpRequest resend; // its head, when it went on a reused upstream and can go again
@@ -90,6 +93,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     this.ctx = ctx;
+    if (lingering) {
+      ReferenceCountUtil.release(msg); // the rest of a body after the answer, or more
+      return;
+    }
     if (exchange != null && requestDone) {
       // Pipelined - a malformed request too: its 400 must follow the answer in flight, not
       // cut into it.
@@ -362,6 +369,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     boolean fin = evt instanceof ChannelInputShutdownEvent;
+    if (fin && lingering) {
+      ctx.close(); // the client has sent all it will: nothing can reset the answer now
+      return;
+    }
     if (fin || evt == org.egressproxy.net.Drain.INSTANCE) {
       this.ctx = ctx;
       clientDone |= fin;
@@ -439,6 +450,10 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       // The answer said Connection: close (or the drain began while it went out): requests
       // pipelined behind it are not answered - the client retries them elsewhere, and must be
       // able to trust that they were not forwarded.
+      if (!requestDone) {
+        lingerThenClose();
+        return;
+      }
       ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER)
           .addListener(ChannelFutureListener.CLOSE);
       return;
@@ -458,6 +473,28 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       ctx.channel().config().setAutoRead(true);
       ctx.read();
     }
+  }
+
+  /**
+   * Closes the client's connection after an answer that came before the request's body was all
+   * read (a 413, a 502): closed at once, the unread body would make the kernel reset the
+   * connection, and a reset can destroy the answer before the client reads it. So the answer
+   * is followed by a FIN, and what the client still sends is read and dropped until its own
+   * FIN, or {@link #LINGER_MS} (what web servers call a lingering close).
+   */
+  private void lingerThenClose() {
+    lingering = true;
+    ctx.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(f -> {
+      if (ctx.channel() instanceof io.netty.channel.socket.DuplexChannel d) {
+        d.shutdownOutput();
+      } else {
+        ctx.close();
+      }
+    });
+    ctx.executor().schedule(() -> {
+      ctx.close();
+    }, LINGER_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    ctx.channel().config().setAutoRead(true);
   }
 
   /**

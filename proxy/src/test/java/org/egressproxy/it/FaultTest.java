@@ -658,6 +658,54 @@ class FaultTest {
   }
 
   /**
+   * An answer that comes before the request's body is all there, on a connection that closes
+   * after it (HTTP/1.0 here): the client gets the answer, may send the rest of its body (read
+   * and dropped), then the end. Closed at once, with the body unread, the connection was reset
+   * under the client's writes - and a reset can destroy an answer the client has not read yet.
+   */
+  @Test
+  void anEarlyAnswerOnAClosingConnectionIsNotLostToAReset(@TempDir Path dir) throws Exception {
+    try (ServerSocket origin = origin()) {
+      int port = origin.getLocalPort();
+      origin.setSoTimeout(10_000);
+      daemon("early-origin", () -> {
+        try (Socket up = origin.accept()) {
+          DataPlaneTest.readHead(up.getInputStream());
+          up.getOutputStream().write(("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n"
+              + "\r\nbig!").getBytes(StandardCharsets.US_ASCII));
+          sleep(3000); // reads nothing more
+        } catch (IOException e) {
+          // the test fails on the client side
+        }
+      });
+      try (ProxyFixture p = new ProxyFixture(yaml(port, ""), dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        int size = 8 << 20;
+        s.getOutputStream().write(("POST http://www.allowed.test:" + port + "/upload HTTP/1.0\r\n"
+            + "Content-Length: " + size + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        java.util.concurrent.CompletableFuture<String> upload =
+            new java.util.concurrent.CompletableFuture<>();
+        daemon("uploader", () -> {
+          try {
+            byte[] chunk = new byte[64 * 1024];
+            for (int sent = 0; sent < size; sent += chunk.length) {
+              s.getOutputStream().write(chunk);
+            }
+            upload.complete("sent whole");
+          } catch (IOException e) {
+            upload.complete(e.toString());
+          }
+        });
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).isEqualTo("413|big!");
+        assertThat(upload.get(10, java.util.concurrent.TimeUnit.SECONDS))
+            .as("the rest of the body, read and dropped, not refused with a reset")
+            .isEqualTo("sent whole");
+        assertThat(s.getInputStream().read()).as("then the end").isEqualTo(-1);
+      }
+    }
+  }
+
+  /**
    * An HTTP/1.0 client knows no chunked coding: an answer the origin sends chunked, or delimits
    * by closing, reaches it as the plain body, ended by the proxy closing the connection (it was
    * sent chunked, framing and all, into the client's body).
