@@ -67,8 +67,12 @@ class ChaosTest {
   static final int CONCURRENCY = 24;
   static final int BIG = 256 * 1024;
   static final int DNS_NAMES = 2000;
-  /** maxConnectionsPerClient: twice what the clients (all from 127.0.0.1) hold at once. */
-  static final int PER_CLIENT = 2 * CONCURRENCY;
+  /**
+   * maxConnectionsPerClient: four times what the clients (all from 127.0.0.1) hold at once -
+   * the proxy counts a connection until it has closed its side, which can be a while after the
+   * client let it go (a tunnel waiting for a stalled origin, a lingering close).
+   */
+  static final int PER_CLIENT = 4 * CONCURRENCY;
 
   /** An origin on 127.0.0.1 serving each accepted socket on a thread of its own. */
   abstract static class Origin implements AutoCloseable {
