@@ -79,7 +79,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private boolean lingering; // answered, FIN sent: reading and dropping until the client's FIN
   private boolean answered; // the exchange in flight's final response head went to the client
   private boolean reused; // the exchange in flight went on an upstream an earlier one used
-  private HttpRequest resend; // its head, when it went on a reused upstream and can go again
+  private HttpRequest resend; // its head, when it went on a reused upstream (may go again)
   private Destination resendTo;
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
   private boolean draining; // the proxy is stopping: close once no exchange is in flight
@@ -236,8 +236,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     if (reused) {
       runtime.decided(c);
       c.upstream = org.egressproxy.tunnel.Tunnels.address(upstream);
-      resend = IDEMPOTENT.contains(req.method()) && !HttpUtil.isTransferEncodingChunked(req)
-          && HttpUtil.getContentLength(req, 0L) == 0 ? out : null;
+      resend = out; // looked at only if the connection closes under it (upstreamFailed)
       resendTo = d;
       upstream.writeAndFlush(out);
       return;
@@ -491,9 +490,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         ctx.close();
       }
     });
-    ctx.executor().schedule(() -> {
-      ctx.close();
-    }, LINGER_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    ctx.executor().schedule(() -> ctx.close(), LINGER_MS,
+        java.util.concurrent.TimeUnit.MILLISECONDS);
     ctx.channel().config().setAutoRead(true);
   }
 
@@ -512,7 +510,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     if (failed != null) {
       failed.close();
     }
-    if (retryable && !answered && resend != null) {
+    if (retryable && !answered && resend != null && IDEMPOTENT.contains(resend.method())
+        && !HttpUtil.isTransferEncodingChunked(resend)
+        && HttpUtil.getContentLength(resend, 0L) == 0) {
       // what a browser does on a kept-alive connection closed under its request (RFC 9112
       // section 9.3.1), done here: a bodiless idempotent request is sent once more, on a new
       // connection

@@ -80,20 +80,27 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
     if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
-      if (decided) {
-        return; // decided or refused already; an allowed tunnel gets the FIN from join
+      if (!decided) { // else decided or refused already; an allowed tunnel gets it from join
+        endedBeforeDecision(ctx);
       }
-      decided = true;
-      Connection c = ProxyRuntime.connection(ctx.channel());
-      if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
-        c.method = "TLS";
-        c.reason = "bad-request";
-        runtime.decided(c);
-      }
-      ctx.close();
       return;
     }
     super.userEventTriggered(ctx, evt);
+  }
+
+  /**
+   * The client ended its connection (a FIN or a reset) before a whole ClientHello: nothing sent
+   * is a probe, not logged; part of a ClientHello is a bad request.
+   */
+  private void endedBeforeDecision(ChannelHandlerContext ctx) {
+    decided = true;
+    Connection c = ProxyRuntime.connection(ctx.channel());
+    if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
+      c.method = "TLS";
+      c.reason = "bad-request";
+      runtime.decided(c);
+    }
+    ctx.close();
   }
 
   @Override
@@ -209,15 +216,15 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
    * bad hello.
    */
   @Override
-  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     if (!(cause instanceof io.netty.handler.codec.DecoderException)) {
-      // The client reset the connection: before a decision, logged as its FIN would be (a
-      // partial ClientHello is a bad request, nothing at all a probe); after it, the lookup or
-      // connect in progress is abandoned (channelInactive).
+      // The client reset the connection: before a decision, as its FIN would be; after it, the
+      // lookup or connect in progress is abandoned (channelInactive).
       if (!decided) {
-        userEventTriggered(ctx, io.netty.channel.socket.ChannelInputShutdownEvent.INSTANCE);
+        endedBeforeDecision(ctx);
+      } else {
+        ctx.close();
       }
-      ctx.close();
       return;
     }
     Connection c = ProxyRuntime.connection(ctx.channel());
