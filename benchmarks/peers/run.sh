@@ -13,6 +13,8 @@
 # --only W1,W3  these workloads only (W6 always runs first)
 # --peers ours,base  these peers only (and the direct row), e.g. for a quick before/after
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
+# (peer "netty-relay", W1 and W2: a bare TCP relay on egress-proxy's runtime - Netty epoll, the same
+#             JVM flags - with none of its work: what the JVM and Netty cost beside HAProxy's relay)
 # OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings); default: the
 #             Dockerfile's GC flags, "-XX:+UseG1GC -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10"
 # BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
@@ -85,6 +87,7 @@ B=${PEERS_PORT_BASE:-21000}
 ORIGIN_HTTP=$((B + 80)) ORIGIN_TLS=$((B + 443)) ORIGIN_KONN=$((B + 444))
 OURS_HTTP=$((B + 100)) OURS_SNI=$((B + 101)) OURS_KONN=$((B + 102)) OURS_ADMIN=$((B + 190))
 BASE_HTTP=$((B + 110)) BASE_SNI=$((B + 111)) BASE_KONN=$((B + 112)) BASE_ADMIN=$((B + 191))
+NETTY_TCP=$((B + 120))
 SQUID=$((B + 200))
 HA_TCP=$((B + 300)) HA_SPLICE=$((B + 301)) HA_HTTP=$((B + 302)) HA_SNI=$((B + 303)) HA_KONN=$((B + 304))
 NGX_TCP=$((B + 400)) NGX_HTTP=$((B + 402)) NGX_SNI=$((B + 403)) NGX_KONN=$((B + 404))
@@ -324,6 +327,10 @@ launch() { # name: (re)starts one of the processes
     squid) start squid "$SQUID" squid -N -f "$WORK/squid.conf" ;;
     ours) start_proxy ours "$OURS_HTTP" "$PROXY_JAR" ;;
     base) start_proxy base "$BASE_HTTP" "$BASE_JAR" ;;
+    # shellcheck disable=SC2086 # the same JVM flags as egress-proxy's
+    netty-relay) start netty-relay "$NETTY_TCP" "$JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
+      -cp "$REPO/benchmarks/target/benchmarks.jar" org.egressproxy.bench.peers.NettyRelay \
+      --listen "127.0.0.1:$NETTY_TCP" --target "127.0.0.1:$ORIGIN_HTTP" ;;
   esac
 }
 stop() { # name: stops one of the processes (egress-proxy: a second TERM skips its draining)
@@ -335,7 +342,7 @@ stop() { # name: stops one of the processes (egress-proxy: a second TERM skips i
   PIDS=("${keep[@]}")
 }
 log "starting the origin and the peers (work directory $WORK)"
-for name in origin nginx haproxy squid ours $BASEP; do launch $name; done
+for name in origin nginx haproxy squid ours $BASEP netty-relay; do launch $name; done
 
 if ! grep -qE '^127\.0\.0\.1[[:space:]].*\ballowed\.test\b' /etc/hosts; then
   HOSTS_BACKUP="$WORK/etc-hosts.backup"
@@ -415,6 +422,7 @@ load_args() { # workload peer -> PeerLoad --via/--addr/--target
     haproxy-splice) echo "--via tcp --addr 127.0.0.1:$HA_SPLICE --target $T_HTTP" ;;
     haproxy) echo "--via tcp --addr 127.0.0.1:$HA_TCP --target $T_HTTP" ;;
     nginx) echo "--via tcp --addr 127.0.0.1:$NGX_TCP --target $T_HTTP" ;;
+    netty-relay) echo "--via tcp --addr 127.0.0.1:$NETTY_TCP --target $T_HTTP" ;;
   esac
 }
 jnum() { jq -r ".$1" <<< "$2"; }
@@ -422,6 +430,7 @@ peer_pid() { # peer -> the process whose CPU time it costs (the origin's is not 
   case $1 in
     direct) echo "" ;; ours) echo "$PID_ours" ;; base) echo "$PID_base" ;; squid) echo "$PID_squid" ;;
     haproxy|haproxy-splice) echo "$PID_haproxy" ;; nginx) echo "$PID_nginx" ;;
+    netty-relay) echo "$PID_netty_relay" ;;
   esac
 }
 cpu_ticks() { # pid: user + system clock ticks of it and its descendants (nginx's, Squid's workers)
@@ -526,8 +535,8 @@ workload() { # name rounds peers...
   done
 }
 START=$(date +%s)
-workload W1 "$ROUNDS" direct ours $BASEP squid haproxy-splice haproxy nginx
-workload W2 "$ROUNDS" direct ours $BASEP squid haproxy haproxy-splice nginx
+workload W1 "$ROUNDS" direct ours $BASEP squid haproxy-splice haproxy nginx netty-relay
+workload W2 "$ROUNDS" direct ours $BASEP squid haproxy haproxy-splice nginx netty-relay
 workload W3 "$ROUNDS" direct ours $BASEP squid haproxy nginx
 workload W4 "$ROUNDS" direct ours $BASEP haproxy nginx
 WARMUP=0 workload W5 "$IDLE_ROUNDS" ours $BASEP squid haproxy nginx
@@ -566,6 +575,7 @@ label() { # workload peer
     W3/nginx) echo "nginx HTTP proxy, server_name (access_log on)" ;;
     W4/nginx) echo "nginx ssl_preread map" ;;
     */nginx) echo "nginx stream relay (no CONNECT, no policy)" ;;
+    */netty-relay) echo "bare Netty relay on egress-proxy's runtime (no CONNECT, no policy, no log)" ;;
   esac
 }
 wrk_table() { # workload unit peers...: the wrk figures of one workload
@@ -611,7 +621,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "| peer | MB/s (median) | ratio to direct | each round |"
   echo "|---|---:|---:|---|"
   d=$(median W1 direct MBps)
-  for p in direct ours $BASEP squid haproxy-splice haproxy nginx; do
+  for p in direct ours $BASEP squid haproxy-splice haproxy nginx netty-relay; do
     has W1 "$p" || continue
     v=$(median W1 $p MBps)
     echo "| $(label W1 $p) | $(fmt "$v") | $(ratio "$v" "$d") | $(all_of W1 $p MBps) |"
@@ -624,7 +634,7 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "| peer | connections/s | ratio to direct | p50 ms | p99 ms | peer's CPU µs per connection | failed |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   d=$(median W2 direct connsPerSec)
-  for p in direct ours $BASEP squid haproxy haproxy-splice nginx; do
+  for p in direct ours $BASEP squid haproxy haproxy-splice nginx netty-relay; do
     has W2 "$p" || continue
     v=$(median W2 $p connsPerSec)
     echo "| $(label W2 $p) | $(fmt "$v") | $(ratio "$v" "$d") | $(fmt "$(median W2 $p p50ms)" 2) |" \
