@@ -5,7 +5,7 @@
 # turning healthy, refusals and the decision log on standard output, a configuration mounted over
 # the shipped one, SIGHUP reloading it, and `docker stop` draining to exit code 0.
 #
-#   deploy/check-image.sh [--keep]      (as root, on Linux; ~5 min on 2 cores, most of it Maven)
+#   deploy/check-image.sh [--keep]      (as root, on Linux; ~3 min on 2 cores)
 #
 # Engine: a running Docker engine if `docker info` answers; otherwise it starts one of its own
 # (Debian's docker.io, installed if missing) with its state in a temporary directory, and stops
@@ -23,100 +23,50 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+NAME=check-image
 IMAGE=egress-proxy:check
 KEEP=0
 [ "${1:-}" = --keep ] && KEEP=1
 PORT_PROXY=31280 PORT_ADMIN=31290 PORT_HOST_PROXY=31281 PORT_HOST_ADMIN=31291 PORT_ORIGIN=31200
 WORK=$(mktemp -d /var/tmp/egress-image-check.XXXXXX)
-ENGINE_PID="" ORIGIN_PID="" STAND_INS=() CONTAINERS=()
-FAILED=0
-
-say() { echo "[$(date +%T)] $*"; }
-die() { echo "check-image: $*" >&2; exit 2; }
-pass() { say "ok   $1"; }
-fail() { say "FAIL $1"; FAILED=1; }
-check() { # description command...: passes when the command succeeds
-  local what=$1; shift
-  if "$@" > "$WORK/last.out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/     /' "$WORK/last.out" | tail -20; fi
-}
+ORIGIN_PID="" STAND_INS=() CONTAINERS=()
+# shellcheck source=deploy/check-lib.sh
+. "$REPO/deploy/check-lib.sh"
 
 cleanup() {
   set +e
   [ -n "$ORIGIN_PID" ] && kill "$ORIGIN_PID" 2>/dev/null
   if [ "$KEEP" = 1 ]; then
-    say "kept: containers ${CONTAINERS[*]:-none}, image $IMAGE${ENGINE_PID:+, engine DOCKER_HOST=$DOCKER_HOST (pid $ENGINE_PID)}; work directory $WORK"
-    return
+    say "kept: containers ${CONTAINERS[*]:-none}, image $IMAGE"
+  else
+    for c in "${CONTAINERS[@]}"; do docker rm -f "$c" > /dev/null 2>&1; done
+    docker rmi -f "$IMAGE" "${STAND_INS[@]}" > /dev/null 2>&1
   fi
-  for c in "${CONTAINERS[@]}"; do docker rm -f "$c" > /dev/null 2>&1; done
-  docker rmi -f "$IMAGE" "${STAND_INS[@]}" > /dev/null 2>&1
-  if [ -n "$ENGINE_PID" ]; then
-    kill "$ENGINE_PID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$ENGINE_PID" 2>/dev/null || break; sleep 0.2; done
-    # what the engine left mounted (its network namespace, layers): deepest first
-    grep -F " $WORK/engine" /proc/mounts | awk '{print $2}' | sort -r | xargs -r umount -l
-  fi
-  rm -rf "$WORK"
+  engine_down
 }
 trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || die "run as root (it may start a Docker engine and uses debootstrap)"
+engine_up
 
-# ---- the engine -------------------------------------------------------------------------
-if docker info > /dev/null 2>&1; then
-  say "using the running Docker engine ($(docker version -f '{{.Server.Version}}'))"
-else
-  if ! command -v dockerd > /dev/null; then
-    say "no Docker engine: installing Debian's docker.io"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io > "$WORK/apt.log" 2>&1 \
-      || { tail -5 "$WORK/apt.log"; die "could not install docker.io"; }
-  fi
-  mkdir -p "$WORK/engine"
-  export DOCKER_HOST="unix://$WORK/engine/docker.sock"
-  # No iptables rules of its own (the host's firewall is not ours to change): published ports
-  # go through docker-proxy, which is all the checks below use.
-  dockerd --data-root "$WORK/engine/root" --exec-root "$WORK/engine/exec" \
-    --pidfile "$WORK/engine/dockerd.pid" -H "$DOCKER_HOST" --iptables=false \
-    > "$WORK/engine/dockerd.log" 2>&1 &
-  ENGINE_PID=$!
-  for _ in $(seq 1 60); do docker info > /dev/null 2>&1 && break; sleep 0.5; done
-  docker info > /dev/null 2>&1 || { tail -5 "$WORK/engine/dockerd.log"; die "the Docker engine did not start"; }
-  say "started a Docker engine of its own ($(docker info -f '{{.Driver}}') storage, $DOCKER_HOST)"
-fi
-
-# ---- base images ------------------------------------------------------------------------
-debian_mirror() {
-  local m
-  m=$(grep -hoE '^URIs: *http[^ ]*/debian$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')
-  echo "${m:-http://deb.debian.org/debian}"
-}
-stand_in() { # image packages: a Debian bookworm image with those packages, tagged as image
-  local image=$1 packages=$2 root="$WORK/rootfs-${1//[:\/]/-}"
-  command -v debootstrap > /dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap > "$WORK/apt.log" 2>&1 \
-    || die "could not install debootstrap"
-  say "no registry serves $image: building a stand-in from Debian bookworm ($packages)"
-  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$(debian_mirror)" > "$WORK/debootstrap.log" 2>&1 \
-    || { tail -5 "$WORK/debootstrap.log"; die "debootstrap failed for $image"; }
-  local cacerts="$root/etc/ssl/certs/java/cacerts" crt
-  for crt in /usr/local/share/ca-certificates/*.crt; do
-    [ -f "$crt" ] || continue
-    keytool -importcert -noprompt -keystore "$cacerts" -storepass changeit \
-      -alias "host-$(basename "$crt" .crt)" -file "$crt" > /dev/null 2>&1 || true
-  done
-  tar -C "$root" -c . | docker import --change 'LABEL org.egressproxy.stand-in=true' - "$image" > /dev/null
-  rm -rf "$root"
-  STAND_INS+=("$image")
-}
+# ---- base images: pulled, or stand-ins from Debian (made side by side) --------------------
+pids=()
 for image in $(awk 'toupper($1) == "FROM" {print $2}' "$REPO/Dockerfile"); do
   if docker image inspect "$image" > /dev/null 2>&1 || timeout 120 docker pull -q "$image" > /dev/null 2>&1; then
     say "base image $image: from a registry"
     continue
   fi
   case $image in
-    eclipse-temurin:17-jre) stand_in "$image" openjdk-17-jre-headless,ca-certificates-java ;;
-    maven:3.9-eclipse-temurin-17) stand_in "$image" openjdk-17-jdk-headless,ca-certificates-java,maven ;;
+    eclipse-temurin:17-jre) packages=openjdk-17-jre-headless,ca-certificates-java ;;
+    maven:3.9-eclipse-temurin-17) packages=openjdk-17-jdk-headless,ca-certificates-java,maven ;;
     *) die "no registry serves $image, and there is no stand-in for it" ;;
   esac
+  say "no registry serves $image: building a stand-in from Debian bookworm ($packages)"
+  debian_image "$image" "$packages" &
+  pids+=($!)
+  STAND_INS+=("$image")
 done
+for pid in "${pids[@]}"; do wait "$pid" || exit 2; done
 [ ${#STAND_INS[@]} -gt 0 ] && say "NOTE: built on stand-in base images (${STAND_INS[*]}), not the registry's"
 
 # ---- build ------------------------------------------------------------------------------
