@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Shared by deploy/check-image.sh and deploy/check-appliance.sh (sourced, not run): reporting,
 # a Docker engine when none is running, and Debian root file systems made with debootstrap.
 # The caller sets NAME (for messages), WORK (a temporary directory of its own) and KEEP (1: leave
 # what it made), and calls engine_down from its EXIT trap.
 
+# shellcheck disable=SC2034 # FAILED: the callers' exit status
 ENGINE_PID="" FAILED=0
 
 say() { echo "[$(date +%T)] $*"; }

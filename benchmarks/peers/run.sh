@@ -327,8 +327,9 @@ launch() { # name: (re)starts one of the processes
     squid) start squid "$SQUID" squid -N -f "$WORK/squid.conf" ;;
     ours) start_proxy ours "$OURS_HTTP" "$PROXY_JAR" ;;
     base) start_proxy base "$BASE_HTTP" "$BASE_JAR" ;;
-    # shellcheck disable=SC2086 # the same JVM flags as egress-proxy's
-    netty-relay) start netty-relay "$NETTY_TCP" "$JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
+    netty-relay) # the same JVM flags as egress-proxy's
+      # shellcheck disable=SC2086
+      start netty-relay "$NETTY_TCP" "$JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
       -cp "$REPO/benchmarks/target/benchmarks.jar" org.egressproxy.bench.peers.NettyRelay \
       --listen "127.0.0.1:$NETTY_TCP" --target "127.0.0.1:$ORIGIN_HTTP" ;;
   esac
