@@ -106,7 +106,7 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
     }
     if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
       // A client may half-close and still wait for an answer: keep its socket in epoll until
-      // it closes (Netty 4.2.18 drops it, and with it the answer's tail).
+      // it closes (Netty 4.2.18 to 4.2.21 drop it, and with it the answer's tail).
       io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
     }
     ctx.fireUserEventTriggered(evt);

@@ -89,7 +89,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
       HalfClosedSweep.watch(ctx.channel()); // a reset after this FIN ends the tunnel
       if (!up) {
         // The upstream's FIN; bytes may still have to go to it: keep it in epoll (Netty
-        // 4.2.18). The client side gets the same from ConnectionTracker.
+        // 4.2.18 to 4.2.21). The client side gets the same from ConnectionTracker.
         io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
       }
       // FIN from this side: pass it on once what we relayed is written.

@@ -470,8 +470,8 @@ class DataPlaneTest {
   }
 
   /**
-   * On NIO. On Netty 4.2.18's native epoll, left alone, this loses the tail of the answer: when
-   * a half-closed socket has nothing queued, its epoll registration is deleted (ops NONE) without
+   * On NIO. On Netty's native epoll (4.2.18 to 4.2.21), left alone, this loses the tail of the
+   * answer: when a half-closed socket has nothing queued, its epoll registration is deleted (ops NONE) without
    * being marked so, and the first write that has to wait then fails (epoll_ctl MOD: ENOENT) and
    * shuts the output. {@link #aLargeAnswerAfterBothFinsOnEpoll} is the reproducer, passing with
    * the workaround in place.

@@ -4,8 +4,8 @@ import io.netty.channel.Channel;
 import java.io.IOException;
 
 /**
- * A workaround for a Netty 4.2.18 epoll bug that loses data after a half-close, living in
- * Netty's package because the flags it sets are only reachable from there.
+ * A workaround for a Netty epoll bug (4.2.18, still in 4.2.21) that loses data after a
+ * half-close, living in Netty's package because the flags it sets are only reachable from there.
  *
  * <p>When a half-closed socket's interest set becomes empty (its input is done and nothing is
  * waiting to be written), {@code EpollIoHandler} removes the socket from epoll
