@@ -239,7 +239,9 @@ class SourcesTest {
       try (Socket second = from("127.0.0.2", port)) {
         assertThat(status(connect(first, "nodes.allowed.test:" + recorder.port, null)))
             .contains(" 200 ");
-        assertThat(status(connect(second, "nodes.allowed.test:" + t, null))).contains(" 200 ");
+        // to the recorder too: a tunnel to the TLS origin would end at its 10 s handshake timeout
+        assertThat(status(connect(second, "nodes.allowed.test:" + recorder.port, null)))
+            .contains(" 200 ");
         try (Socket third = from("127.0.0.2", port)) {
           String head = connect(third, "nodes.allowed.test:" + t, null);
           assertThat(status(head)).isEqualTo("HTTP/1.1 503 Service Unavailable");
@@ -251,7 +253,10 @@ class SourcesTest {
         try (Socket ci = from("127.0.0.2", port)) {
           assertThat(status(connect(ci, "ci.allowed.test:" + t, "Bearer " + TOKEN)))
               .contains(" 200 ");
+          ci.setSoLinger(true, 0); // a reset ends its tunnel now, not at the origin's timeout
         }
+        DataPlaneTest.await("the other source's tunnel closed by the proxy",
+            () -> p.metrics.activeByListener().getOrDefault("explicit", 0) == 2);
         first.shutdownOutput(); // the recorder answers and closes: the tunnel ends
         assertThat(DataPlaneTest.line(first.getInputStream())).isEqualTo("got 0");
         first.close();
