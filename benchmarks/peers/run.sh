@@ -19,6 +19,9 @@
 #             Dockerfile's GC flags, "-XX:+UseG1GC -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10"
 # BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
 #             with -Degress.transport=nio against epoll
+# OURS_JAVA=..., BASE_JAVA=...  the java that runs egress-proxy and the --compare peer (default:
+#             $JAVA, else java on the PATH; the load generator always runs on $JAVA), e.g. the same
+#             jar on two JDKs (the netty-relay peer runs on OURS_JAVA, as egress-proxy does)
 # --keep      keep the work directory (configurations, logs, raw results) in /dev/shm
 #
 # Installs what it needs from Debian (squid, haproxy, nginx + libnginx-mod-stream, wrk, openssl,
@@ -75,6 +78,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 JAVA=${JAVA:-java}
+OURS_JAVA=${OURS_JAVA:-$JAVA}
+BASE_JAVA=${BASE_JAVA:-$OURS_JAVA}
 if [ "$BUILD" = 1 ] || [ ! -f "$REPO/benchmarks/target/benchmarks.jar" ]; then
   log "building the jars"
   (cd "$REPO" && mvn -B -q package -DskipTests)
@@ -312,10 +317,10 @@ start() { # name, port, command...
   wait_port "$port" "$name" $!
 }
 start_proxy() { # name port jar
-  local flags=${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS}
-  [ "$1" = base ] && flags=${BASE_JVM_ARGS:-$flags}
+  local flags=${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} java=$OURS_JAVA
+  [ "$1" = base ] && flags=${BASE_JVM_ARGS:-$flags} java=$BASE_JAVA
   # shellcheck disable=SC2086 # JVM flags for egress-proxy (profiling, heap, transport)
-  start "$1" "$2" "$JAVA" $flags -jar "$3" run --config "$WORK/$1/proxy.yaml"
+  start "$1" "$2" "$java" $flags -jar "$3" run --config "$WORK/$1/proxy.yaml"
   for _ in $(seq 1 100); do grep -q "ready\\." "$WORK/$1.out" && break; sleep 0.1; done
   grep -q "ready\\." "$WORK/$1.out" || { cat "$WORK/$1.out" >&2; exit 1; }
 }
@@ -329,7 +334,7 @@ launch() { # name: (re)starts one of the processes
     base) start_proxy base "$BASE_HTTP" "$BASE_JAR" ;;
     netty-relay) # the same JVM flags as egress-proxy's
       # shellcheck disable=SC2086
-      start netty-relay "$NETTY_TCP" "$JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
+      start netty-relay "$NETTY_TCP" "$OURS_JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
       -cp "$REPO/benchmarks/target/benchmarks.jar" org.egressproxy.bench.peers.NettyRelay \
       --listen "127.0.0.1:$NETTY_TCP" --target "127.0.0.1:$ORIGIN_HTTP" ;;
   esac
@@ -600,7 +605,8 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "- Machine: $(nproc) × $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
     "$(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)."
   echo "- Versions: egress-proxy $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet || echo '+changes')," \
-    "$("$JAVA" -version 2>&1 | head -1 | sed 's/"//g'), Squid $(squid -v | sed -n 's/.*Version //p' | head -1)," \
+    "egress-proxy on $("$OURS_JAVA" -version 2>&1 | head -1 | sed 's/"//g')$([ -n "$BASE_JAR" ] && [ "$BASE_JAVA" != "$OURS_JAVA" ] && echo " (base on $("$BASE_JAVA" -version 2>&1 | head -1 | sed 's/"//g'))")," \
+    "load on $("$JAVA" -version 2>&1 | head -1 | sed 's/"//g'), Squid $(squid -v | sed -n 's/.*Version //p' | head -1)," \
     "HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}')," \
     "$(openssl version | awk '{print $1, $2}')."
   echo "- Command: \`$CMDLINE\` ($((ELAPSED / 60)) min $((ELAPSED % 60)) s of workloads)."
