@@ -597,6 +597,7 @@ wrk_table() { # workload unit peers...: the wrk figures of one workload
       "$(awk -F'\t' -v w="$w" -v p="$p" '$1==w && $2==p && $4=="errors" {s+=$5} END {print s+0}' "$RESULTS") |"
   done
 }
+jdk() { "$1" -version 2>&1 | head -1 | sed 's/"//g'; } # the version line of a java
 cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN" && a >= f*b) ? "**met**" : "**not met**"}'; }
 {
   MODE=$([ "$QUICK" = 1 ] && echo "quick (smoke test)" || echo full)
@@ -605,8 +606,8 @@ cmp() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {print (a != "NaN" && b != "NaN
   echo "- Machine: $(nproc) × $(lscpu | sed -n 's/^Model name: *//p' | head -1)," \
     "$(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)."
   echo "- Versions: egress-proxy $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet || echo '+changes')," \
-    "egress-proxy on $("$OURS_JAVA" -version 2>&1 | head -1 | sed 's/"//g')$([ -n "$BASE_JAR" ] && [ "$BASE_JAVA" != "$OURS_JAVA" ] && echo " (base on $("$BASE_JAVA" -version 2>&1 | head -1 | sed 's/"//g'))")," \
-    "load on $("$JAVA" -version 2>&1 | head -1 | sed 's/"//g'), Squid $(squid -v | sed -n 's/.*Version //p' | head -1)," \
+    "egress-proxy on $(jdk "$OURS_JAVA")$([ -n "$BASE_JAR" ] && [ "$BASE_JAVA" != "$OURS_JAVA" ] && echo " (base on $(jdk "$BASE_JAVA"))")," \
+    "load on $(jdk "$JAVA"), Squid $(squid -v | sed -n 's/.*Version //p' | head -1)," \
     "HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}')," \
     "$(openssl version | awk '{print $1, $2}')."
   echo "- Command: \`$CMDLINE\` ($((ELAPSED / 60)) min $((ELAPSED % 60)) s of workloads)."
