@@ -14,7 +14,8 @@
 # --peers ours,base  these peers only (and the direct row), e.g. for a quick before/after
 # --compare JAR  also run egress-proxy from JAR (e.g. a build before a change) as the peer "base"
 # (peer "netty-relay", W1 and W2: a bare TCP relay on egress-proxy's runtime - Netty epoll, the same
-#             JVM flags - with none of its work: what the JVM and Netty cost beside HAProxy's relay)
+#             JVM flags - with none of its work: what the JVM and Netty cost beside HAProxy's relay;
+#             NETTY_RELAY_SPLICE=true makes it relay with Netty's splice(2) instead of copying)
 # OURS_JVM_ARGS=...  JVM flags for egress-proxy (a JFR recording, heap settings); default: the
 #             Dockerfile's GC flags, "-XX:+UseG1GC -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10"
 # BASE_JVM_ARGS=...  JVM flags for the --compare peer (default: OURS_JVM_ARGS), e.g. the same jar
@@ -336,7 +337,8 @@ launch() { # name: (re)starts one of the processes
       # shellcheck disable=SC2086
       start netty-relay "$NETTY_TCP" "$OURS_JAVA" ${OURS_JVM_ARGS-$OURS_DEFAULT_JVM_ARGS} \
       -cp "$REPO/benchmarks/target/benchmarks.jar" org.egressproxy.bench.peers.NettyRelay \
-      --listen "127.0.0.1:$NETTY_TCP" --target "127.0.0.1:$ORIGIN_HTTP" ;;
+      --listen "127.0.0.1:$NETTY_TCP" --target "127.0.0.1:$ORIGIN_HTTP" \
+      --splice "${NETTY_RELAY_SPLICE:-false}" ;;
   esac
 }
 stop() { # name: stops one of the processes (egress-proxy: a second TERM skips its draining)
@@ -581,7 +583,7 @@ label() { # workload peer
     W3/nginx) echo "nginx HTTP proxy, server_name (access_log on)" ;;
     W4/nginx) echo "nginx ssl_preread map" ;;
     */nginx) echo "nginx stream relay (no CONNECT, no policy)" ;;
-    */netty-relay) echo "bare Netty relay on egress-proxy's runtime (no CONNECT, no policy, no log)" ;;
+    */netty-relay) echo "bare Netty relay on egress-proxy's runtime$([ "${NETTY_RELAY_SPLICE:-false}" = true ] && echo ', splice') (no CONNECT, no policy, no log)" ;;
   esac
 }
 wrk_table() { # workload unit peers...: the wrk figures of one workload
