@@ -47,12 +47,23 @@ public class CliProcessTest {
 
   /** Lines of a process's output, read on a thread so the test can wait with a deadline. */
   public static BlockingQueue<String> lines(Process p) {
+    return lines(p, null);
+  }
+
+  /**
+   * {@link #lines(Process)}, and each line also added to {@code all} (if not null), which the
+   * waits do not take lines from: everything the process printed, once it has exited.
+   */
+  public static BlockingQueue<String> lines(Process p, List<String> all) {
     BlockingQueue<String> q = new LinkedBlockingQueue<>();
     Thread t = new Thread(() -> {
       try (BufferedReader r = new BufferedReader(
           new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
         String l;
         while ((l = r.readLine()) != null) {
+          if (all != null) {
+            all.add(l);
+          }
           q.add(l);
         }
       } catch (IOException e) {

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -88,15 +89,13 @@ class PackagedJarIT {
           + "]\n  allowDestinationCidrs: [127.0.0.0/8]\n"
           + "resolver: {hosts: {echo.test: 127.0.0.1}}\n"
           + "decisionLog: {path: \"" + log + "\"}\n");
-      // Every line it prints (standard output and errors), to a file read at the end, and
-      // the same lines as they come, for the waits.
-      Path output = dir.resolve("output.txt");
       Process p = new ProcessBuilder(java.toString(), "-jar", JAR.toAbsolutePath().toString(),
           "run", "--config", config.toString())
-          .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(output.toFile())
-          .start();
+          .directory(dir.toFile()).redirectErrorStream(true).start();
+      // every line it prints, standard output and errors, for the checks after it exited
+      List<String> seen = Collections.synchronizedList(new ArrayList<>());
       try {
-        BlockingQueue<String> out = follow(output, p);
+        BlockingQueue<String> out = CliProcessTest.lines(p, seen);
         String listener = CliProcessTest.await(out, "listener 'explicit'");
         CliProcessTest.await(out, "ready.");
         if (io.netty.channel.epoll.Epoll.isAvailable()) { // here, so in the jar too
@@ -115,15 +114,14 @@ class PackagedJarIT {
               StandardCharsets.US_ASCII)).isEqualTo("through the jar\n");
         }
         CliProcessTest.signal(p, "TERM");
+        // its last line: every line before it is in seen once this is read
+        CliProcessTest.await(out, "egress-proxy: stopped");
         assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("JDK %d: stopped after SIGTERM", major)
             .isTrue();
         assertThat(p.exitValue()).as("JDK %d: exit status", major).isZero();
       } finally {
         p.destroyForcibly();
       }
-      List<String> seen = Files.readAllLines(output, StandardCharsets.UTF_8);
-      assertThat(seen).as("JDK %d: the proxy said it stopped", major)
-          .anyMatch(l -> l.contains("egress-proxy: stopped"));
       assertThat(seen).as("JDK %d: no JVM warning in the output", major)
           .noneMatch(l -> l.startsWith("WARNING:") || l.contains("restricted method"));
       List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
@@ -131,37 +129,6 @@ class PackagedJarIT {
           .anyMatch(l -> l.contains("\"event\":\"decision\"") && l.contains("echo.test"))
           .anyMatch(l -> l.contains("\"event\":\"close\"") && l.contains("\"bytesUp\":16"));
     }
-  }
-
-  /** The lines of a file a running process writes, as they come, until it exits. */
-  private static BlockingQueue<String> follow(Path file, Process p) {
-    BlockingQueue<String> q = new java.util.concurrent.LinkedBlockingQueue<>();
-    Thread t = new Thread(() -> {
-      try (var r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-        StringBuilder line = new StringBuilder();
-        boolean exited = false;
-        while (true) {
-          int c = r.read();
-          if (c < 0) {
-            if (exited) {
-              return;
-            }
-            exited = !p.isAlive(); // one more pass after the exit for its last bytes
-            Thread.sleep(20);
-          } else if (c == '\n') {
-            q.add(line.toString());
-            line.setLength(0);
-          } else {
-            line.append((char) c);
-          }
-        }
-      } catch (IOException | InterruptedException e) {
-        q.add("<read error " + e + ">");
-      }
-    });
-    t.setDaemon(true);
-    t.start();
-    return q;
   }
 
   /** This build's JDK first, then the others found, by the real path of their java. */
