@@ -41,6 +41,9 @@ public final class Connection {
   public String upstream;
   public long bytesUp;
   public long bytesDown;
+  /** Bring bytesUp / bytesDown up to date with a spliced direction; null when not splicing. */
+  private Runnable splicedUp;
+  private Runnable splicedDown;
   private boolean closeLogged;
 
   public Connection(String listener, String client) {
@@ -59,6 +62,30 @@ public final class Connection {
     this.clientAddress = clientAddress;
     this.originalDst = originalDst;
     this.parent = parent;
+  }
+
+  /** A direction of this tunnel splices: {@code settle} brings its byte count up to date. */
+  public void spliced(boolean up, Runnable settle) {
+    if (up) {
+      splicedUp = settle;
+    } else {
+      splicedDown = settle;
+    }
+  }
+
+  /** Whether a direction of this tunnel splices (its bytes pass no handler). */
+  public boolean splicing() {
+    return splicedUp != null || splicedDown != null;
+  }
+
+  /** Brings the byte counts up to date with what spliced directions moved (event loop). */
+  public void settleSpliced() {
+    if (splicedUp != null) {
+      splicedUp.run();
+    }
+    if (splicedDown != null) {
+      splicedDown.run();
+    }
   }
 
   /** A record for one request on this connection (kept-alive HTTP). */

@@ -20,6 +20,8 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
   private ProxyMetrics.Listener meters;
   private String clientIp;
   private boolean refused;
+  /** The tunnel's byte total at the previous idle event, once it splices; -1 before. */
+  private long splicedMark = -1;
 
   /**
    * @param plainHttp whether a refusal can be an HTTP 503 (else the connection is closed)
@@ -84,6 +86,7 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
     }
     if (c != null && c.upstream != null && c.decision != null && c.decision.forward()
         && c.reason == null) {
+      c.settleSpliced(); // the upstream may splice on a little after this side closed
       runtime.log().close(c);
     }
     ctx.fireChannelInactive();
@@ -101,6 +104,10 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof IdleStateEvent) {
+      Connection c = ProxyRuntime.connection(ctx.channel());
+      if (c != null && c.splicing() && stillSplicing(c)) {
+        return; // spliced bytes pass no handler: moving, not idle
+      }
       ctx.close(); // timeouts.idle: nothing moved either way
       return;
     }
@@ -110,6 +117,19 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
       io.netty.channel.epoll.EgressHalfCloseFix.inputShutdown(ctx.channel());
     }
     ctx.fireUserEventTriggered(evt);
+  }
+
+  /**
+   * Whether a spliced tunnel moved bytes since the previous idle event (the first counts as
+   * moved): the idle handler fires again one idle time later, so a spliced tunnel that went
+   * quiet closes after between one and two idle times.
+   */
+  private boolean stillSplicing(Connection c) {
+    c.settleSpliced();
+    long total = c.bytesUp + c.bytesDown;
+    boolean moved = total != splicedMark;
+    splicedMark = total;
+    return moved;
   }
 
   static String hostPort(InetSocketAddress a) {

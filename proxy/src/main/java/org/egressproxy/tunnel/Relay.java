@@ -10,8 +10,11 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.micrometer.core.instrument.Counter;
+import io.netty.channel.epoll.EgressSplice;
 import io.netty.util.ReferenceCountUtil;
+import java.util.Map;
 import org.egressproxy.log.Connection;
+import org.egressproxy.net.PipelineNames;
 
 /**
  * One direction of a relay: bytes read on this channel are written, as the same buffers, to the
@@ -19,13 +22,32 @@ import org.egressproxy.log.Connection;
  * mark) this side stops reading, and reads again once the peer drains below the low mark. A FIN
  * from this side becomes a FIN to the peer (half-close), so a response still flows back; the
  * connection closes when both sides are done or either fails.
+ *
+ * <p>A direction that has relayed {@link #SPLICE_AFTER} bytes is a bulk transfer: on epoll it
+ * goes on in the kernel ({@code splice(2)} through a pipe, no copy into user space), in
+ * {@link #SPLICE_CHUNK}-byte splices, counted exactly as it goes (see {@link Splice}). Short
+ * tunnels and trickles never get there; a side whose pipeline does more than relay (an HTTPS
+ * proxy listener's TLS) never splices. {@code -Degress.splice=false} (or {@code
+ * EGRESS_SPLICE=false}) turns splicing off.
  */
 public final class Relay extends ChannelInboundHandlerAdapter {
+  /** Bytes a direction relays by copying before it may splice. */
+  static final long SPLICE_AFTER = 4L << 20;
+  /** Bytes per splice: each one is a future, a count and a chance to read normally. */
+  static final int SPLICE_CHUNK = 4 << 20;
+  /** A bound on the bytes read after a FIN: the socket's receive buffer holds far fewer. */
+  private static final long MAX_DRAIN = 256L << 20;
+  static final boolean SPLICE = EgressSplice.AVAILABLE
+      && !"false".equals(System.getProperty("egress.splice", System.getenv("EGRESS_SPLICE")));
+
   private final Channel peer;
   private final Connection connection;
   private final boolean up;
   private final Counter bytes;
   private final Runnable onClose;
+  /** Set once this direction relayed SPLICE_AFTER bytes and could splice. */
+  private Splice splice;
+  private boolean spliceConsidered;
 
   /**
    * @param up whether this side is the client (its bytes go up)
@@ -65,6 +87,136 @@ public final class Relay extends ChannelInboundHandlerAdapter {
     if (!peer.isWritable()) {
       ctx.channel().config().setAutoRead(false);
     }
+    if (!spliceConsidered && SPLICE && (up ? connection.bytesUp : connection.bytesDown)
+        >= SPLICE_AFTER) {
+      spliceConsidered = true;
+      if (splicable(ctx.channel(), true) && splicable(peer, false)) {
+        splice = new Splice(ctx);
+        connection.spliced(up, this::settle);
+        splice.next();
+      }
+    }
+  }
+
+  /**
+   * Whether spliced bytes may bypass {@code ch}'s handlers: as the source, every handler lets
+   * what it reads through untouched; as the target, what is written (the SNI check, still
+   * waiting for the client's first bytes, only holds back reads).
+   */
+  private static boolean splicable(Channel ch, boolean source) {
+    for (Map.Entry<String, io.netty.channel.ChannelHandler> e : ch.pipeline()) {
+      String name = e.getKey();
+      boolean passes = name.equals(PipelineNames.RELAY) || name.equals(PipelineNames.IDLE)
+          || name.equals(PipelineNames.TRACKER)
+          || (!source && name.equals(PipelineNames.SNI_CHECK))
+          || (e.getValue() instanceof io.netty.handler.proxy.ProxyHandler p && p.isConnected());
+      if (!passes) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Brings the connection's byte counts (and the byte counter) up to date with what this
+   * direction has spliced so far. On the event loop; cheap, and a no-op when not splicing.
+   */
+  /** Whether this direction splices (or has spliced). */
+  boolean splicing() {
+    return splice != null;
+  }
+
+  void settle() {
+    if (splice != null) {
+      splice.settle();
+    }
+  }
+
+  /**
+   * A direction in splice mode: one splice of {@link #SPLICE_CHUNK} bytes at a time, the next
+   * started when one completes (between them the socket is read as usual, in order: whatever
+   * Netty reads normally is queued behind the spliced bytes on the peer). {@code counted} is
+   * what this direction's completed splices and the current one's progress have added to the
+   * connection's count and the counter already.
+   */
+  private final class Splice {
+    private final ChannelHandlerContext ctx;
+    private EgressSplice.Progress current;
+    /** Bytes of {@code current} already counted. */
+    private long counted;
+    private boolean stopped;
+
+    Splice(ChannelHandlerContext ctx) {
+      this.ctx = ctx;
+    }
+
+    void next() {
+      Channel ch = ctx.channel();
+      if (stopped || !EgressSplice.possible(ch, peer)
+          || (ch instanceof DuplexChannel d && d.isInputShutdown())) {
+        stopped = true;
+        return;
+      }
+      // A FIN seen during a splice must come as an event (see finished()), not as Netty's
+      // close: the socket may still hold data then. (The tunnel's other FIN may have turned
+      // half-closure off on this side, to close at this side's FIN.)
+      ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+      try {
+        current = EgressSplice.start(ch, peer, SPLICE_CHUNK);
+      } catch (RuntimeException e) {
+        stopped = true; // not this pair of channels (a transport change): copying goes on
+        return;
+      }
+      counted = 0;
+      current.future().addListener(f -> {
+        settle();
+        if (f.isSuccess()) {
+          // Next turn: Netty may still hold this splice at the head of its queue now.
+          ctx.executor().execute(this::next);
+        } else if (ch.isActive() && peer.isActive()) {
+          closeBoth(ctx); // a socket error while splicing
+        }
+      });
+    }
+
+    /**
+     * The source's FIN came during a splice: Netty shut its input as soon as it saw the FIN,
+     * whatever the socket still held. That rest is read here and queued on the peer behind the
+     * spliced bytes, before the FIN is passed on; no further splice starts.
+     */
+    void finished() {
+      stopped = true;
+      settle();
+      try {
+        long n = EgressSplice.drain(ctx.channel(), peer, MAX_DRAIN);
+        if (n > 0) {
+          if (up) {
+            connection.bytesUp += n;
+          } else {
+            connection.bytesDown += n;
+          }
+          bytes.increment(n);
+        }
+      } catch (java.io.IOException e) {
+        closeBoth(ctx); // the socket failed under us: nothing sure can be passed on
+      }
+    }
+
+    void settle() {
+      if (current != null) {
+        long moved = current.moved();
+        long add = moved - counted;
+        if (add > 0) {
+          counted = moved;
+          if (up) {
+            connection.bytesUp += add;
+          } else {
+            connection.bytesDown += add;
+          }
+          bytes.increment(add);
+        }
+      }
+    }
   }
 
   @Override
@@ -86,6 +238,9 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof ChannelInputShutdownEvent) {
+      if (splice != null) {
+        splice.finished(); // the bytes still queued in the socket go before the FIN
+      }
       HalfClosedSweep.watch(ctx.channel()); // a reset after this FIN ends the tunnel
       if (!up) {
         // The upstream's FIN; bytes may still have to go to it: keep it in epoll (Netty
@@ -104,7 +259,10 @@ public final class Relay extends ChannelInboundHandlerAdapter {
             // The peer's own FIN, when it comes, finishes the tunnel: let Netty close the peer
             // at that FIN instead of half-closing it (its shutdown(2) would fail - ENOTCONN,
             // an exception with a stack trace - and be followed by the close anyway).
-            peer.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false);
+            // Not while the peer splices: Netty would close it at the FIN with data unread.
+            if (!(peer.pipeline().get(PipelineNames.RELAY) instanceof Relay r && r.splicing())) {
+              peer.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false);
+            }
             duplex.shutdownOutput();
             // The FINs may have crossed while this one waited for the peer to drain: the peer's
             // came in and went on to this side meanwhile. Then both directions are done, and
@@ -128,6 +286,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    settle();
     HalfClosedSweep.forget(ctx.channel());
     if (peer.isActive()) {
       peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);

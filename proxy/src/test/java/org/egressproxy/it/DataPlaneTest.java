@@ -788,10 +788,7 @@ class DataPlaneTest {
           return stalled;
         });
         assertThat(streamer.sent.get()).isLessThan(limit);
-        long pending = p.server.clientChannels().stream()
-            .mapToLong(ch -> ch.unsafe().outboundBuffer() == null ? 0
-                : ch.unsafe().outboundBuffer().totalPendingWriteBytes())
-            .max().orElse(0);
+        long pending = p.maxPendingToAClient();
         // Held in the proxy for the client: at most the high water mark plus the one read that
         // crossed it (plus Netty's per-message accounting overhead).
         long bound = org.egressproxy.net.ProxyServer.WATER_MARK.high()

@@ -66,6 +66,14 @@ public final class ProxyFixture implements AutoCloseable {
     }
   }
 
+  /** The most bytes any client connection has waiting in the proxy to be written to it. */
+  public long maxPendingToAClient() {
+    return server.clientChannels().stream()
+        .mapToLong(ch -> ch.unsafe().outboundBuffer() == null ? 0
+            : ch.unsafe().outboundBuffer().totalPendingWriteBytes())
+        .max().orElse(0);
+  }
+
   public int port(String listener) {
     return server.boundAddresses().get(listener).getPort();
   }
