@@ -91,10 +91,12 @@ public record Config(
   /**
    * {@code tunnel:}: whether a CONNECT tunnel's ClientHello must name the CONNECT host, and
    * whether a ClientHello with an Encrypted Client Hello extension is refused (it hides the
-   * inner name; Chrome sends the extension as GREASE, so refusing it refuses every Chrome).
+   * inner name; Chrome sends the extension as GREASE, so refusing it refuses every Chrome), and
+   * whether bulk tunnel directions splice (epoll; measured slower than copying on some
+   * machines, faster on others: benchmarks/RESULTS.md).
    */
-  public record Tunnel(boolean requireSniMatch, boolean refuseEch) {
-    public static final Tunnel DEFAULTS = new Tunnel(true, false);
+  public record Tunnel(boolean requireSniMatch, boolean refuseEch, boolean splice) {
+    public static final Tunnel DEFAULTS = new Tunnel(true, false, false);
   }
 
   /** {@code tunnel.requireSniMatch}. */

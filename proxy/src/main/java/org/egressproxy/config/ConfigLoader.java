@@ -776,8 +776,9 @@ public final class ConfigLoader {
     boolean match = y.bool(m.get("requireSniMatch"), "tunnel.requireSniMatch",
         d.requireSniMatch());
     boolean refuseEch = y.bool(m.get("refuseEch"), "tunnel.refuseEch", d.refuseEch());
+    boolean splice = y.bool(m.get("splice"), "tunnel.splice", d.splice());
     m.finish();
-    return new Config.Tunnel(match, refuseEch);
+    return new Config.Tunnel(match, refuseEch, splice);
   }
 
   private static String str(YamlReader y, Node node, String what) {

@@ -164,7 +164,7 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     ctx.pipeline().addAfter(PipelineNames.PROXY, PipelineNames.SNI_CHECK,
         new TunnelSniCheck(runtime, upstream));
     Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
-        PipelineNames.SNI_CHECK);
+        PipelineNames.SNI_CHECK, runtime.tunnel().splice());
     while (!early.isEmpty()) {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
     }

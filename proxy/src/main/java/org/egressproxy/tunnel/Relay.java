@@ -23,12 +23,11 @@ import org.egressproxy.net.PipelineNames;
  * from this side becomes a FIN to the peer (half-close), so a response still flows back; the
  * connection closes when both sides are done or either fails.
  *
- * <p>A direction that has relayed {@link #SPLICE_AFTER} bytes is a bulk transfer: on epoll it
- * goes on in the kernel ({@code splice(2)} through a pipe, no copy into user space), in
- * {@link #SPLICE_CHUNK}-byte splices, counted exactly as it goes (see {@link Splice}). Short
- * tunnels and trickles never get there; a side whose pipeline does more than relay (an HTTPS
- * proxy listener's TLS) never splices. {@code -Degress.splice=false} (or {@code
- * EGRESS_SPLICE=false}) turns splicing off.
+ * <p>With {@code tunnel.splice}, a direction that has relayed {@link #SPLICE_AFTER} bytes is a
+ * bulk transfer: on epoll it goes on in the kernel ({@code splice(2)} through a pipe, no copy
+ * into user space), in {@link #SPLICE_CHUNK}-byte splices, counted exactly as it goes (see
+ * {@link Splice}). Short tunnels and trickles never get there; a side whose pipeline does more
+ * than relay (an HTTPS proxy listener's TLS) never splices.
  */
 public final class Relay extends ChannelInboundHandlerAdapter {
   /** Bytes a direction relays by copying before it may splice. */
@@ -37,14 +36,14 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   static final int SPLICE_CHUNK = 4 << 20;
   /** A bound on the bytes read after a FIN: the socket's receive buffer holds far fewer. */
   private static final long MAX_DRAIN = 256L << 20;
-  static final boolean SPLICE = EgressSplice.AVAILABLE
-      && !"false".equals(System.getProperty("egress.splice", System.getenv("EGRESS_SPLICE")));
 
   private final Channel peer;
   private final Connection connection;
   private final boolean up;
   private final Counter bytes;
   private final Runnable onClose;
+  /** {@code tunnel.splice}, and the transport can. */
+  private final boolean maySplice;
   /** Set once this direction relayed SPLICE_AFTER bytes and could splice. */
   private Splice splice;
   private boolean spliceConsidered;
@@ -52,13 +51,16 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   /**
    * @param up whether this side is the client (its bytes go up)
    * @param onClose run once, on the client side's loop, when the relay ends
+   * @param splice {@code tunnel.splice}: bulk transfers splice where the transport can
    */
-  public Relay(Channel peer, Connection connection, boolean up, Counter bytes, Runnable onClose) {
+  public Relay(Channel peer, Connection connection, boolean up, Counter bytes, Runnable onClose,
+      boolean splice) {
     this.peer = peer;
     this.connection = connection;
     this.up = up;
     this.bytes = bytes;
     this.onClose = onClose;
+    this.maySplice = splice && EgressSplice.AVAILABLE;
   }
 
   @Override
@@ -87,7 +89,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
     if (!peer.isWritable()) {
       ctx.channel().config().setAutoRead(false);
     }
-    if (!spliceConsidered && SPLICE && (up ? connection.bytesUp : connection.bytesDown)
+    if (!spliceConsidered && maySplice && (up ? connection.bytesUp : connection.bytesDown)
         >= SPLICE_AFTER) {
       spliceConsidered = true;
       if (splicable(ctx.channel(), true) && splicable(peer, false)) {
@@ -117,15 +119,15 @@ public final class Relay extends ChannelInboundHandlerAdapter {
     return true;
   }
 
-  /**
-   * Brings the connection's byte counts (and the byte counter) up to date with what this
-   * direction has spliced so far. On the event loop; cheap, and a no-op when not splicing.
-   */
   /** Whether this direction splices (or has spliced). */
   boolean splicing() {
     return splice != null;
   }
 
+  /**
+   * Brings the connection's byte counts (and the byte counter) up to date with what this
+   * direction has spliced so far. On the event loop; cheap, and a no-op when not splicing.
+   */
   void settle() {
     if (splice != null) {
       splice.settle();

@@ -205,7 +205,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     c.upstream = Tunnels.address(upstream); // in the decision line too
     runtime.decided(c);
     Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
-        PipelineNames.SNI);
+        PipelineNames.SNI, runtime.tunnel().splice());
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);
   }

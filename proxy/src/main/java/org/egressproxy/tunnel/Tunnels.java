@@ -52,13 +52,15 @@ public final class Tunnels {
   /**
    * Installs the two relay directions. The client-side relay goes {@code after} the named
    * handler (or last when null); the caller removes its one-shot handlers afterwards.
+   *
+   * @param splice {@code tunnel.splice}
    */
   public static void join(Channel client, Channel upstream, Connection c,
-      ProxyMetrics.Bytes meters, String after) {
+      ProxyMetrics.Bytes meters, String after, boolean splice) {
     c.upstream = address(upstream);
     upstream.pipeline().addLast(PipelineNames.RELAY,
-        new Relay(client, c, false, meters.down(), null));
-    ChannelHandler toUpstream = new Relay(upstream, c, true, meters.up(), null);
+        new Relay(client, c, false, meters.down(), null, splice));
+    ChannelHandler toUpstream = new Relay(upstream, c, true, meters.up(), null, splice);
     if (after == null) {
       client.pipeline().addLast(PipelineNames.RELAY, toUpstream);
     } else {

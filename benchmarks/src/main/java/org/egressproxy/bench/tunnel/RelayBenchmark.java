@@ -43,7 +43,7 @@ public class RelayBenchmark extends BenchmarkBase {
     client = new EmbeddedChannel();
     upstream = new EmbeddedChannel();
     Connection c = new Connection("bench", "127.0.0.1:40000");
-    Tunnels.join(client, upstream, c, new ProxyMetrics().bytes("bench", "default"), null);
+    Tunnels.join(client, upstream, c, new ProxyMetrics().bytes("bench", "default"), null, false);
     if (client.pipeline().get(PipelineNames.RELAY) == null) {
       throw new IllegalStateException("no relay");
     }
