@@ -42,8 +42,8 @@ public final class EgressSplice {
       Field f = AbstractEpollStreamChannel.class.getDeclaredField("spliceQueue");
       f.setAccessible(true);
       return Queue.class.isAssignableFrom(f.getType()) ? f : null;
-    } catch (ReflectiveOperationException | RuntimeException e) {
-      return null;
+    } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+      return null; // another Netty, or no epoll classes: the relay copies
     }
   }
 
