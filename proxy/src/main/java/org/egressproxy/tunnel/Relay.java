@@ -77,13 +77,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
       ReferenceCountUtil.release(msg);
       return;
     }
-    int n = buf.readableBytes();
-    if (up) {
-      connection.bytesUp += n;
-    } else {
-      connection.bytesDown += n;
-    }
-    bytes.increment(n);
+    count(buf.readableBytes());
     // Ownership of buf passes to the peer's outbound buffer here.
     peer.write(buf, peer.voidPromise());
     if (!peer.isWritable()) {
@@ -117,6 +111,16 @@ public final class Relay extends ChannelInboundHandlerAdapter {
       }
     }
     return true;
+  }
+
+  /** Adds {@code n} relayed bytes to this direction's count and counter. */
+  private void count(long n) {
+    if (up) {
+      connection.bytesUp += n;
+    } else {
+      connection.bytesDown += n;
+    }
+    bytes.increment(n);
   }
 
   /** Whether this direction splices (or has spliced). */
@@ -192,12 +196,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
       try {
         long n = EgressSplice.drain(ctx.channel(), peer, MAX_DRAIN);
         if (n > 0) {
-          if (up) {
-            connection.bytesUp += n;
-          } else {
-            connection.bytesDown += n;
-          }
-          bytes.increment(n);
+          count(n);
         }
       } catch (java.io.IOException e) {
         closeBoth(ctx); // the socket failed under us: nothing sure can be passed on
@@ -210,12 +209,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
         long add = moved - counted;
         if (add > 0) {
           counted = moved;
-          if (up) {
-            connection.bytesUp += add;
-          } else {
-            connection.bytesDown += add;
-          }
-          bytes.increment(add);
+          count(add);
         }
       }
     }
