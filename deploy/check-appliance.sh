@@ -97,6 +97,9 @@ printf 'instance-id: egress-appliance-check\nlocal-hostname: egress-appliance\n'
 printf 'datasource_list: [NoCloud]\nnetwork: {config: disabled}\n' > "$WORK/99-check.cfg"
 
 # ---- the "VM" -------------------------------------------------------------------------------
+# (The "VM" is on the host's network: this engine hands out no address on the default bridge,
+# so it can run beside check-image.sh's own engine, which shares that bridge. --bridge=none
+# would not do: dockerd then deletes the bridge the other engine uses.)
 engine_up
 packages=$(awk '/^packages:/ {on = 1; next} on && /^  - / {print $2; next} on && /^[^ #]/ {on = 0}' \
   "$REPO/deploy/cloud-init.yaml" | paste -sd, -)

@@ -64,28 +64,45 @@ debian_mirror() {
 
 # image packages [more [setup]]: a Debian bookworm image with those packages (comma-separated),
 # imported into the engine as image; more (space-separated) are installed afterwards with apt-get
-# in the root file system (with /proc, /sys and /dev: cloud-init's Python packages do not
-# configure inside debootstrap), and then the shell command setup is run there. Java in it trusts the host's own CA certificates
-# (/usr/local/share/ca-certificates), so that it reaches Maven Central from behind a
-# TLS-inspecting egress as this machine does.
+# in the root file system, and then the shell command setup is run there (debian_add).
 debian_image() {
-  local image=$1 packages=$2 root="$WORK/rootfs-${1//[:\/]/-}" log="$WORK/debootstrap-${1//[:\/]/-}.log"
+  local root="$WORK/rootfs-${1//[:\/]/-}"
+  debian_root "$root" "$2"
+  [ -n "${3:-}" ] && debian_add "$root" "$3" "${4:-}"
+  debian_import "$root" "$1"
+}
+
+# root packages: a Debian bookworm root file system in the directory root, made by debootstrap
+# (minbase) with those packages (comma-separated).
+debian_root() {
+  local root=$1 log="$WORK/debootstrap-${1##*/}.log"
   command -v debootstrap > /dev/null || apt_install debootstrap
-  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$(debian_mirror)" > "$log" 2>&1 \
-    || { tail -5 "$log"; die "debootstrap failed for $image"; }
-  if [ -n "${3:-}" ]; then
-    cp /etc/resolv.conf "$root/etc/resolv.conf"
-    local m ok=0
-    for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
-    # shellcheck disable=SC2086 # a list of packages
-    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $3 \
-      >> "$log" 2>&1 && ok=1
-    [ "$ok" = 1 ] && [ -n "${4:-}" ] && { chroot "$root" sh -c "$4" >> "$log" 2>&1 || ok=0; }
-    for m in dev sys proc; do umount -l "$root/$m"; done
-    [ "$ok" = 1 ] || { tail -5 "$log"; die "apt-get install $3 (or the set-up after it) failed for $image"; }
-    chroot "$root" apt-get clean
-  fi
-  local cacerts="$root/etc/ssl/certs/java/cacerts" crt
+  debootstrap --variant=minbase --include="$2" bookworm "$root" "$(debian_mirror)" > "$log" 2>&1 \
+    || { tail -5 "$log"; die "debootstrap failed for $root"; }
+}
+
+# root packages [setup]: those packages (space-separated) installed with apt-get in the root file
+# system (with /proc, /sys and /dev: cloud-init's Python packages do not configure inside
+# debootstrap), then the shell command setup run there. Adding to a copy of a root is much
+# cheaper than a debootstrap of its own (check-image.sh's two stand-ins share one).
+debian_add() {
+  local root=$1 log="$WORK/debootstrap-${1##*/}.log" m ok=0
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  for m in proc sys dev; do mount --bind "/$m" "$root/$m"; done
+  # shellcheck disable=SC2086 # a list of packages
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $2 \
+    >> "$log" 2>&1 && ok=1
+  [ "$ok" = 1 ] && [ -n "${3:-}" ] && { chroot "$root" sh -c "$3" >> "$log" 2>&1 || ok=0; }
+  for m in dev sys proc; do umount -l "$root/$m"; done
+  [ "$ok" = 1 ] || { tail -5 "$log"; die "apt-get install $2 (or the set-up after it) failed in $root"; }
+  chroot "$root" apt-get clean
+}
+
+# root image: the root file system imported into the engine as image, and removed. Java in it
+# trusts the host's own CA certificates (/usr/local/share/ca-certificates), so that it reaches
+# Maven Central from behind a TLS-inspecting egress as this machine does.
+debian_import() {
+  local root=$1 cacerts="$1/etc/ssl/certs/java/cacerts" crt
   if [ -f "$cacerts" ]; then
     for crt in /usr/local/share/ca-certificates/*.crt; do
       [ -f "$crt" ] || continue
@@ -93,6 +110,6 @@ debian_image() {
         -alias "host-$(basename "$crt" .crt)" -file "$crt" > /dev/null 2>&1 || true
     done
   fi
-  tar -C "$root" -c . | docker import --change 'LABEL org.egressproxy.check=true' - "$image" > /dev/null
+  tar -C "$root" -c . | docker import --change 'LABEL org.egressproxy.check=true' - "$2" > /dev/null
   rm -rf "$root"
 }
