@@ -57,7 +57,10 @@ import org.egressproxy.net.Transport;
  *       flight: the latency of one set-up at that rate, not the queue a saturating closed loop
  *       builds (there, latency is concurrency / rate whatever the peer does). Latency counts
  *       from when a connection was due, so a stalled peer is not hidden; a connection due while
- *       C are in flight is not started and counted as "skipped"
+ *       C are in flight is not started and counted as "skipped". Run it with a young generation
+ *       that does not fill in one measurement (java -Xms2g -Xmx2g -Xmn1g ...): with the default
+ *       heap its own 3-8 ms collections land in every row's p99. Not for the saturating modes,
+ *       where the big young generation costs it ~10 % of its rate (RESULTS.md, 2026-12-07)
  * cpu   --pids P,...
  *       user + system CPU time of the pids and their descendants so far, in clock ticks (the
  *       script brackets wrk runs with it)
