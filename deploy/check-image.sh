@@ -66,18 +66,15 @@ if [ ${#STAND_INS[@]} -gt 0 ]; then
   say "no registry serves ${STAND_INS[*]}: building stand-ins from Debian bookworm" \
     "(openjdk-17-jre-headless; for the build stage also openjdk-17-jdk-headless and maven)"
   debian_root "$WORK/rootfs-jre" openjdk-17-jre-headless,ca-certificates-java
-  for image in "${STAND_INS[@]}"; do
-    case $image in
-      maven:*)
-        cp -a "$WORK/rootfs-jre" "$WORK/rootfs-maven"
-        debian_add "$WORK/rootfs-maven" "openjdk-17-jdk-headless maven"
-        debian_import "$WORK/rootfs-maven" "$image" ;;
-    esac
-  done
-  for image in "${STAND_INS[@]}"; do
-    case $image in eclipse-temurin:*) debian_import "$WORK/rootfs-jre" "$image" ;; esac
-  done
-  rm -rf "$WORK/rootfs-jre"
+  case " ${STAND_INS[*]} " in *" maven:3.9-eclipse-temurin-17 "*)
+    cp -a "$WORK/rootfs-jre" "$WORK/rootfs-maven"
+    debian_add "$WORK/rootfs-maven" "openjdk-17-jdk-headless maven"
+    debian_import "$WORK/rootfs-maven" maven:3.9-eclipse-temurin-17 ;;
+  esac
+  case " ${STAND_INS[*]} " in
+    *" eclipse-temurin:17-jre "*) debian_import "$WORK/rootfs-jre" eclipse-temurin:17-jre ;;
+    *) rm -rf "$WORK/rootfs-jre" ;;
+  esac
   say "NOTE: built on stand-in base images (${STAND_INS[*]}), not the registry's"
 fi
 

@@ -41,10 +41,17 @@ class DeployChecksTest {
 
   private record Run(Process process, Path out) {}
 
+  /** Why neither script runs here, or {@code null}. */
+  private static String skipped() {
+    if ("false".equals(System.getProperty("egress.deployChecks"))) {
+      return "-Degress.deployChecks=false";
+    }
+    return System.getProperty("os.name").startsWith("Linux") ? null : "they need Linux";
+  }
+
   @BeforeAll
   static void startBoth() throws IOException {
-    if ("false".equals(System.getProperty("egress.deployChecks"))
-        || !System.getProperty("os.name").startsWith("Linux")) {
+    if (skipped() != null) {
       return; // each test says why it skips
     }
     for (String script : List.of(IMAGE, APPLIANCE)) {
@@ -84,10 +91,7 @@ class DeployChecksTest {
   }
 
   private static void awaitCheck(String script) throws Exception {
-    assumeTrue(!"false".equals(System.getProperty("egress.deployChecks")),
-        "-Degress.deployChecks=false: " + script + " skipped");
-    assumeTrue(System.getProperty("os.name").startsWith("Linux"),
-        script + " needs Linux: skipped");
+    assumeTrue(skipped() == null, () -> skipped() + ": " + script + " skipped");
     Run run = RUNS.get(script);
     assertThat(run).as("%s was started before the tests", script).isNotNull();
     Process p = run.process();
