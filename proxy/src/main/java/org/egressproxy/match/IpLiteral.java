@@ -113,9 +113,11 @@ public final class IpLiteral {
   }
 
   private static IpLiteral parseV6(String s) {
-    // Only hex digits, colons and (for an embedded IPv4 tail) dots: InetAddress then parses the
-    // literal itself and can never fall back to a DNS lookup. Zone ids ('%') are refused.
-    if (s.length() < 2 || s.length() > 45) {
+    // Only hex digits, colons and (for an embedded IPv4 tail) dots, and at least two colons:
+    // InetAddress then parses the literal itself and can never fall back to a name lookup
+    // (without a colon, "[cafe]" would be looked up as a host name and "[2130706433]" read as
+    // an IPv4 address). Zone ids ('%') are refused.
+    if (s.length() < 2 || s.length() > 45 || s.indexOf(':') == s.lastIndexOf(':')) {
       return null;
     }
     for (int i = 0; i < s.length(); i++) {

@@ -17,8 +17,10 @@ import org.egressproxy.peek.ClientHello;
  * In a CONNECT tunnel, when the client's first bytes are a TLS ClientHello, its SNI must name the
  * host the CONNECT authorized; otherwise the tunnel is closed before any client byte reaches the
  * upstream ({@code sni-mismatch}); under {@code tunnel.refuseEch} a ClientHello with an Encrypted
- * Client Hello extension is refused the same way ({@code ech-refused}). Bytes that are not TLS
- * pass unchanged. The handler removes itself once it has seen the ClientHello, leaving the plain
+ * Client Hello extension is refused the same way ({@code ech-refused}). While the SNI must match,
+ * TLS that cannot be checked - a hello we cannot read, or a record other than a handshake before
+ * it - is refused too ({@code bad-request}): a TLS server might read a name in it nobody checked.
+ * Bytes that are not TLS pass unchanged. The handler removes itself once it has seen the ClientHello, leaving the plain
  * relay.
  */
 public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
@@ -44,8 +46,24 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
       return;
     }
     if (!checked && in.isReadable()) {
+      int first = in.getUnsignedByte(in.readerIndex());
+      if (first != 0x16 && runtime.tunnel().requireSniMatch() && first >= 0x14 && first <= 0x18) {
+        // A TLS record type (change_cipher_spec, alert, application_data, heartbeat): TLS that
+        // does not start with its ClientHello. Some TLS servers skip such a record and then
+        // read the hello behind it, which would go unchecked: refused, as a hello we cannot
+        // read is. (A protocol that is not TLS does not start with these bytes.)
+        if (in.readableBytes() < 2) {
+          return; // its second byte tells
+        }
+        if (in.getUnsignedByte(in.readerIndex() + 1) == 3) {
+          checked = true;
+          refuse(ctx, ProxyRuntime.connection(ctx.channel()), "bad-request");
+          in.skipBytes(in.readableBytes());
+          return;
+        }
+      }
       checked = true;
-      if (in.getUnsignedByte(in.readerIndex()) != 0x16) {
+      if (first != 0x16) {
         ctx.pipeline().remove(this); // not TLS: nothing to check, the bytes go on unchanged
         return;
       }
@@ -69,30 +87,47 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   @Override
   protected Future<Void> lookup(ChannelHandlerContext ctx, ByteBuf body) {
     Connection c = ProxyRuntime.connection(ctx.channel());
-    if (body != null) {
-      try {
-        ClientHello hello = ClientHello.parse(body);
-        c.sni = hello.serverName();
-        c.alpn = hello.alpn();
-        c.ech = hello.ech() ? Boolean.TRUE : null;
-        String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
-        boolean mismatch = hello.serverName() != null
-            && (!hello.serverNameIsAscii() || !c.host.equals(sni));
-        String refusal = runtime.tunnel().requireSniMatch() && (mismatch || hello.serverNames() > 1)
-            ? "sni-mismatch"
-            : hello.ech() && runtime.tunnel().refuseEch() ? "ech-refused" : null;
-        if (refusal != null) {
-          refused = true;
-          c.reason = refusal;
-          runtime.decided(c);
-          ctx.close();
-          upstream.close();
-        }
-      } catch (ClientHello.MalformedException e) {
-        // Not a ClientHello we can read: the upstream's TLS stack will refuse it.
+    boolean require = runtime.tunnel().requireSniMatch();
+    if (body == null) {
+      // A handshake record Netty cannot read as a ClientHello (another record version, say):
+      // a TLS server that ignores the record version would read a name nobody checked.
+      if (require) {
+        refuse(ctx, c, "bad-request");
+      }
+      return ctx.executor().newSucceededFuture(null);
+    }
+    try {
+      ClientHello hello = ClientHello.parse(body);
+      c.sni = hello.serverName();
+      c.alpn = hello.alpn();
+      c.ech = hello.ech() ? Boolean.TRUE : null;
+      String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
+      boolean mismatch = hello.serverName() != null
+          && (!hello.serverNameIsAscii() || !c.host.equals(sni));
+      String refusal = require && (mismatch || hello.serverNames() > 1)
+          ? "sni-mismatch"
+          : hello.ech() && runtime.tunnel().refuseEch() ? "ech-refused" : null;
+      if (refusal != null) {
+        refuse(ctx, c, refusal);
+      }
+    } catch (ClientHello.MalformedException e) {
+      // A hello we cannot read (two server_name extensions, say) may still be one a TLS server
+      // accepts, with a name nobody checked: refused while the SNI must match.
+      if (require) {
+        refuse(ctx, c, "bad-request");
       }
     }
     return ctx.executor().newSucceededFuture(null);
+  }
+
+  private void refuse(ChannelHandlerContext ctx, Connection c, String reason) {
+    refused = true;
+    if (c != null) {
+      c.reason = reason;
+      runtime.decided(c);
+    }
+    ctx.close();
+    upstream.close();
   }
 
   /**

@@ -135,6 +135,9 @@ public final class UpstreamConnector implements AutoCloseable {
         .queryTimeoutMillis(dnsTimeout)
         .resolvedAddressTypes(ResolvedAddressTypes.IPV4_PREFERRED)
         .hostsFileEntriesResolver(this::fromHosts)
+        // The name decided is the name looked up: no search domains from resolv.conf appended
+        // (an unknown name under an allowed wildcard must not resolve as name.<search domain>)
+        .searchDomains(List.of())
         .nameServerProvider(servers.isEmpty()
             ? DnsServerAddressStreamProviders.platformDefault()
             : new SequentialDnsServerAddressStreamProvider(servers));

@@ -42,6 +42,11 @@ class IpLiteralTest {
         "example.com | NULL",
         "gggg::1 | NULL",
         "::ffff:1.2.3 | NULL",
+        // in brackets, without a colon: never handed to InetAddress (a number would be read as
+        // IPv4, a word of hex letters looked up as a host name)
+        "[2130706433] | NULL",
+        "[cafe] | NULL",
+        "[127.0.0.1] | NULL",
       })
   void parses(String text, String expected) {
     IpLiteral ip = IpLiteral.parse(text);
