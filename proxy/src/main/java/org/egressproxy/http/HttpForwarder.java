@@ -52,6 +52,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       HttpMethod.HEAD, HttpMethod.OPTIONS, HttpMethod.TRACE, HttpMethod.PUT, HttpMethod.DELETE);
   private static final List<String> HOP_BY_HOP = List.of("connection", "keep-alive",
       "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade");
+  /** Headers a Connection header cannot make hop-by-hop (see copyEndToEnd). */
+  private static final List<String> FRAMING = List.of("content-length", "transfer-encoding",
+      "host");
 
   private final ProxyRuntime runtime;
   private final Mode mode;
@@ -123,6 +126,11 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         content.release();
         return;
       }
+      if (content.decoderResult().isFailure()) {
+        content.release(); // a chunk Netty could not read: the body ends nowhere we can tell
+        malformedBody(ctx, content.decoderResult().cause());
+        return;
+      }
       exchange.bytesUp += content.content().readableBytes();
       meters.up().increment(content.content().readableBytes());
       boolean last = msg instanceof LastHttpContent;
@@ -130,6 +138,11 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         bodyWhileConnecting.add(content); // released or written once the connect completes
       } else {
         upstream.writeAndFlush(msg); // ownership passes to the upstream's outbound buffer
+        if (!last && !upstream.isWritable()) {
+          // backpressure: the client's body waits in its socket, not in the proxy's memory,
+          // until the upstream takes more (ResponseRelay.channelWritabilityChanged)
+          ctx.channel().config().setAutoRead(false);
+        }
       }
       if (last) {
         requestDone = true;
@@ -138,6 +151,37 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     } else {
       ReferenceCountUtil.release(msg);
     }
+  }
+
+  /**
+   * A request body Netty could not frame (a bad chunk size, a bare LF in chunked coding): the
+   * upstream is closed before the body's end reaches it, so the origin never takes a truncated
+   * body for a whole one; the client gets a 400 (or, when its answer has begun, its connection
+   * closed), as a malformed head would.
+   */
+  private void malformedBody(ChannelHandlerContext ctx, Throwable cause) {
+    Channel up = upstream;
+    upstream = null; // before closing: its handler must know it is no longer current
+    upstreamKey = null;
+    if (up != null) {
+      up.close();
+    }
+    if (pendingConnect != null) {
+      pendingConnect.cancel(false); // its listener ends the exchange (Tunnels.abandoned)
+    }
+    Connection c = exchange;
+    exchange = null;
+    discarding = true;
+    if (c != null && c.decision != null && c.reason == null) {
+      runtime.log().close(c);
+    }
+    if (answered) {
+      ctx.close();
+      return;
+    }
+    ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), 400, "Bad Request",
+        "egress-proxy: malformed request body: " + cause.getMessage(), true))
+        .addListener(ChannelFutureListener.CLOSE);
   }
 
   private void request(ChannelHandlerContext ctx, HttpRequest req) {
@@ -325,12 +369,20 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     return uri.length();
   }
 
-  /** Copies headers, leaving out hop-by-hop ones and those the Connection header names. */
+  /**
+   * Copies headers, leaving out hop-by-hop ones and those the Connection header names - except
+   * the message's framing ({@code Content-Length}, {@code Transfer-Encoding}) and {@code Host}:
+   * the decoder framed the body by them, so the next hop must too (dropped, the body would reach
+   * the origin as a request of its own that was never decided).
+   */
   static void copyEndToEnd(HttpHeaders from, HttpHeaders to) {
     List<String> named = new java.util.ArrayList<>();
     for (String v : from.getAll(HttpHeaderNames.CONNECTION)) {
       for (String token : v.split(",")) {
-        named.add(token.strip().toLowerCase(Locale.ROOT));
+        String t = token.strip().toLowerCase(Locale.ROOT);
+        if (!FRAMING.contains(t)) {
+          named.add(t);
+        }
       }
     }
     from.forEach(e -> {
@@ -468,7 +520,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       closeWhenWritten(); // the client's FIN, or the proxy's drain, came during the exchange
       return;
     }
-    if (exchange == null || !requestDone) {
+    if (exchange == null || !requestDone && pendingConnect == null && upstream != null
+        && upstream.isWritable()) {
+      // (a pipelined request's upstream still connecting: its listener reads on)
       ctx.channel().config().setAutoRead(true);
       ctx.read();
     }
@@ -610,6 +664,16 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
           uctx.close();
         }
       }
+    }
+
+    /** The upstream takes more of the request's body: read on from the client. */
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext uctx) {
+      if (uctx.channel() == upstream && uctx.channel().isWritable() && exchange != null
+          && !requestDone && pendingConnect == null && !lingering) {
+        ctx.channel().config().setAutoRead(true);
+      }
+      uctx.fireChannelWritabilityChanged();
     }
 
     @Override
