@@ -37,7 +37,6 @@ public final class Main implements Callable<Integer> {
   public Integer call() {
     RunCommand run = new RunCommand();
     run.main = this;
-    run.out = spec.commandLine().getOut();
     run.err = spec.commandLine().getErr();
     return run.call();
   }

@@ -40,7 +40,7 @@ import sun.misc.Signal;
  */
 final class ProxyService {
   private final Path configFile;
-  private final PrintWriter out;
+  /** Where problems and lifecycle lines go (standard error). */
   private final PrintWriter err;
   private final AtomicBoolean stopping = new AtomicBoolean();
   private final AtomicBoolean force = new AtomicBoolean();
@@ -55,9 +55,8 @@ final class ProxyService {
   /** The configuration the listeners, timeouts, limits, ... were set up from at start. */
   private Config running;
 
-  ProxyService(Path configFile, PrintWriter out, PrintWriter err) {
+  ProxyService(Path configFile, PrintWriter err) {
     this.configFile = configFile;
-    this.out = out;
     this.err = err;
   }
 
@@ -373,9 +372,13 @@ final class ProxyService {
     err.flush();
   }
 
+  /**
+   * A lifecycle line (listeners, ready, reloads, stop): on standard error, so that with
+   * {@code decisionLog.path: "-"} standard output carries the JSON Lines and nothing else.
+   */
   private void say(String line) {
-    out.println("egress-proxy: " + line);
-    out.flush();
+    err.println("egress-proxy: " + line);
+    err.flush();
   }
 
   static String describe(org.egressproxy.policy.Sources s) {

@@ -16,15 +16,14 @@ import picocli.CommandLine.Spec;
 final class RunCommand implements Callable<Integer> {
   @ParentCommand Main main;
   @Spec CommandSpec spec;
-  PrintWriter out;
+  /** Problems and lifecycle lines; standard output is left to {@code decisionLog.path: "-"}. */
   PrintWriter err;
 
   @Override
   public Integer call() {
     if (spec != null) {
-      out = spec.commandLine().getOut();
       err = spec.commandLine().getErr();
     }
-    return new ProxyService(main.config, out, err).run();
+    return new ProxyService(main.config, err).run();
   }
 }

@@ -15,6 +15,12 @@ import org.apache.logging.log4j.core.appender.rolling.CompositeTriggeringPolicy;
 import org.apache.logging.log4j.core.appender.rolling.DefaultRolloverStrategy;
 import org.apache.logging.log4j.core.appender.rolling.SizeBasedTriggeringPolicy;
 import org.apache.logging.log4j.core.appender.rolling.TimeBasedTriggeringPolicy;
+import org.apache.logging.log4j.core.appender.rolling.action.Action;
+import org.apache.logging.log4j.core.appender.rolling.action.DeleteAction;
+import org.apache.logging.log4j.core.appender.rolling.action.IfAccumulatedFileCount;
+import org.apache.logging.log4j.core.appender.rolling.action.IfFileName;
+import org.apache.logging.log4j.core.appender.rolling.action.PathCondition;
+import org.apache.logging.log4j.core.config.DefaultConfiguration;
 import org.apache.logging.log4j.core.impl.Log4jLogEvent;
 import org.apache.logging.log4j.core.layout.PatternLayout;
 import org.apache.logging.log4j.message.SimpleMessage;
@@ -22,8 +28,9 @@ import org.apache.logging.log4j.message.SimpleMessage;
 /**
  * The decision log: JSON Lines, one {@code decision} event per decision and one {@code close}
  * event per allowed connection. Event loops only hand a finished line to a bounded queue; one
- * writer thread appends through Log4j2 (a rolling file: 100 MB or daily, 10 kept, gzipped; or the
- * console for "-"). A full queue, a full disk or a read-only file never blocks traffic: the line
+ * writer thread appends through Log4j2 (a rolling file: 100 MB or daily, gzipped, the newest 10
+ * kept whatever their days; or the console for "-"). A full queue, a full disk or a read-only
+ * file never blocks traffic: the line
  * is dropped and counted. Log4j buffers what it writes, so a line counts as written only once a
  * flush after it succeeded; when a write or flush fails, every line since the last good flush
  * counts as dropped. A file that cannot be opened at all (a read-only filesystem) gives a log
@@ -31,6 +38,8 @@ import org.apache.logging.log4j.message.SimpleMessage;
  */
 public final class DecisionLog implements AutoCloseable {
   static final int QUEUE = 65_536;
+  /** Rolled files kept: the newest ten, whatever their days. */
+  static final int KEPT = 10;
   /** How long the writer sleeps when it finds the queue empty after writing. */
   static final long BATCH_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
   /**
@@ -81,7 +90,9 @@ public final class DecisionLog implements AutoCloseable {
             .withPolicy(CompositeTriggeringPolicy.createPolicy(
                 SizeBasedTriggeringPolicy.createPolicy("100MB"),
                 TimeBasedTriggeringPolicy.newBuilder().build()))
-            .withStrategy(DefaultRolloverStrategy.newBuilder().withMax("10").build())
+            .withStrategy(DefaultRolloverStrategy.newBuilder().withMax("10")
+                .withCustomActions(new Action[] {keepNewest(path, KEPT)})
+                .withConfig(new DefaultConfiguration()).build())
             .withImmediateFlush(false)
             .setBufferedIo(true)
             .setLayout(layout)
@@ -98,6 +109,27 @@ public final class DecisionLog implements AutoCloseable {
     }
     a.start();
     return new DecisionLog(a, Clock.systemUTC(), null);
+  }
+
+  /**
+   * At each rollover, deletes all but the newest {@code kept} rolled files of {@code path}:
+   * Log4j's own {@code max} counts the files of one day only, so a file per day would pile up.
+   */
+  private static Action keepNewest(String path, int kept) {
+    java.nio.file.Path file = java.nio.file.Path.of(path).toAbsolutePath();
+    String rolled = java.util.regex.Pattern.quote(file.getFileName().toString())
+        + "\\.\\d{4}-\\d{2}-\\d{2}\\.\\d+\\.gz";
+    return DeleteAction.createDeleteAction(file.getParent().toString(), false, 1, false, null,
+        new PathCondition[] {IfFileName.createNameCondition(null, rolled,
+            IfAccumulatedFileCount.createFileCountCondition(kept))},
+        null, new DefaultConfiguration());
+  }
+
+  /** Rolls the file over now, as a size or a new day would (tests). */
+  void rollOver() {
+    if (appender instanceof RollingFileAppender r) {
+      r.getManager().rollover();
+    }
   }
 
   /** Why nothing can be written, or {@code null}. */

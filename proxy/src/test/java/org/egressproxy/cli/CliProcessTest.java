@@ -195,6 +195,46 @@ public class CliProcessTest {
     }
   }
 
+  /**
+   * With {@code decisionLog.path: "-"} standard output is the decision log's JSON Lines and
+   * nothing else (a container's log collector parses it); the proxy's own lines - listeners,
+   * ready, stopped - are on standard error.
+   */
+  @Test
+  void aDecisionLogOnStandardOutputIsAllThereIs(@TempDir Path dir) throws Exception {
+    int proxyPort = freePort();
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "listeners:\n  - {name: explicit, mode: http-proxy, bind: \""
+        + "127.0.0.1:" + proxyPort + "\"}\npolicy:\n  rules:\n    - allow: a.test\n"
+        + "decisionLog: {path: \"-\"}\n");
+    Process p = java(dir, "run", "--config", config.toString()).redirectErrorStream(false)
+        .start();
+    try {
+      List<String> stdout = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+      BlockingQueue<String> decisions = lines(p, stdout);
+      BlockingQueue<String> err = new LinkedBlockingQueue<>();
+      Thread t = new Thread(() -> new BufferedReader(new InputStreamReader(p.getErrorStream(),
+          StandardCharsets.UTF_8)).lines().forEach(err::add));
+      t.setDaemon(true);
+      t.start();
+      await(err, "ready.");
+      try (java.net.Socket s = new java.net.Socket("127.0.0.1", proxyPort)) {
+        s.getOutputStream().write("CONNECT denied.test:443 HTTP/1.1\r\n\r\n".getBytes());
+        s.getInputStream().readAllBytes();
+      }
+      await(decisions, "\"decision\":\"deny\"");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).isZero();
+      await(err, "stopped");
+      t.join(5000);
+      assertThat(stdout).isNotEmpty().allSatisfy(l -> assertThat(l).startsWith("{\"")
+          .endsWith("}"));
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
   @Test
   void aChangedConfigFileIsReloadedWithoutASignal(@TempDir Path dir) throws Exception {
     Path config = dir.resolve("proxy.yaml");

@@ -61,6 +61,45 @@ class DecisionLogTest {
     }
   }
 
+  /**
+   * Rolled files are kept ten in all, not ten a day (Log4j's {@code max} counts one day's
+   * files): at a rollover, fifteen files from fifteen earlier days become the newest ten - the
+   * one just rolled among them - and files that are not the log's are left alone.
+   */
+  @Test
+  void aRolloverKeepsTheNewestTenRolledFilesWhateverTheirDays(@TempDir Path dir)
+      throws Exception {
+    Path file = dir.resolve("decisions.jsonl");
+    long now = System.currentTimeMillis();
+    for (int day = 1; day <= 15; day++) {
+      Path old = dir.resolve("decisions.jsonl.2026-11-%02d.1.gz".formatted(day));
+      Files.write(old, new byte[] {31, -117});
+      Files.setLastModifiedTime(old, java.nio.file.attribute.FileTime.fromMillis(
+          now - (16 - day) * 86_400_000L));
+    }
+    Path other = Files.writeString(dir.resolve("notes.2026-11-01.1.gz"), "not the log's");
+    try (DecisionLog log = DecisionLog.open(file.toString())) {
+      log.decision(new Connection("explicit", "127.0.0.1:40000"));
+      awaitLines(file, 1);
+      log.rollOver();
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (rolled(dir).size() != 10 && System.nanoTime() < deadline) {
+        Thread.sleep(20); // compression and the deletion run on Log4j's own thread
+      }
+      assertThat(rolled(dir)).as("rolled files left").hasSize(10)
+          .doesNotContain("decisions.jsonl.2026-11-01.1.gz", "decisions.jsonl.2026-11-06.1.gz")
+          .contains("decisions.jsonl.2026-11-15.1.gz", "decisions.jsonl.2026-11-07.1.gz");
+      assertThat(other).exists();
+    }
+  }
+
+  private static java.util.List<String> rolled(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString())
+          .filter(n -> n.startsWith("decisions.jsonl.") && n.endsWith(".gz")).sorted().toList();
+    }
+  }
+
   private static void awaitLines(Path file, int n) throws Exception {
     long deadline = System.nanoTime() + 10_000_000_000L;
     while (lines(file) < n) {
