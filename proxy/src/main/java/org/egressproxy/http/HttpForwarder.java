@@ -184,10 +184,48 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         .addListener(ChannelFutureListener.CLOSE);
   }
 
+  /** An exchange in flight or requests queued behind one: a CONNECT must not overtake them. */
+  boolean busy() {
+    return exchange != null || pendingConnect != null || !queued.isEmpty() || lingering;
+  }
+
+  /**
+   * Removed from the pipeline (a CONNECT after kept-alive requests makes the connection a
+   * tunnel): the kept-alive upstream has no client any more, so it is closed, not left open.
+   */
+  @Override
+  public void handlerRemoved(ChannelHandlerContext ctx) {
+    if (upstream != null) {
+      Channel old = upstream;
+      upstream = null;
+      old.close();
+    }
+    releaseHeld();
+  }
+
+  /** Releases the body parts and messages held for later. */
+  private void releaseHeld() {
+    HttpContent part;
+    while ((part = bodyWhileConnecting.poll()) != null) {
+      part.release();
+    }
+    Object m;
+    while ((m = queued.poll()) != null) {
+      ReferenceCountUtil.release(m);
+    }
+  }
+
   private void request(ChannelHandlerContext ctx, HttpRequest req) {
     Connection channelConn = ProxyRuntime.connection(ctx.channel());
     Connection c = channelConn.forRequest();
     c.method = req.method().name();
+    if (req.method().equals(HttpMethod.CONNECT)) { // pipelined behind another request
+      c.host = req.uri();
+      refuse(ctx, c, "bad-request", 400, "Bad Request", "egress-proxy: a CONNECT pipelined"
+          + " behind another request is refused; send it on a connection of its own, or after"
+          + " the answers");
+      return;
+    }
     String host;
     int port;
     String path;
@@ -467,14 +505,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     if (upstream != null) {
       upstream.close();
     }
-    HttpContent part;
-    while ((part = bodyWhileConnecting.poll()) != null) {
-      part.release();
-    }
-    Object m;
-    while ((m = queued.poll()) != null) {
-      ReferenceCountUtil.release(m);
-    }
+    releaseHeld();
   }
 
   @Override

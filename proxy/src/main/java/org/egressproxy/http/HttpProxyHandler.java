@@ -74,7 +74,10 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       return;
     }
     if (msg instanceof HttpRequest req && req.decoderResult().isSuccess()
-        && req.method() == HttpMethod.CONNECT) {
+        && req.method() == HttpMethod.CONNECT
+        && !(ctx.pipeline().get(PipelineNames.FORWARD) instanceof HttpForwarder f && f.busy())) {
+      // (a CONNECT pipelined behind an absolute-form request goes to the forwarder, in order,
+      // which refuses it after that request's answer: it must not overtake it)
       ReferenceCountUtil.release(msg);
       connect(ctx, req);
       return;

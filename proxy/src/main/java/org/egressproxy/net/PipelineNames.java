@@ -22,6 +22,9 @@ package org.egressproxy.net;
  *   forward     HttpForwarder: each request to its Host
  * relay         Relay, once the upstream is connected
  * upstream channel:
+ *   retry-watch HelloRetryWatch, after a ClientHello went through: the server's first record;
+ *               on a HelloRetryRequest a sni-check goes on the client's channel for the second
+ *               ClientHello
  *   relay       Relay towards the client
  * </pre>
  */
@@ -36,6 +39,7 @@ public final class PipelineNames {
   public static final String FORWARD = "forward";
   public static final String SNI_CHECK = "sni-check";
   public static final String RELAY = "relay";
+  public static final String RETRY_WATCH = "retry-watch";
 
   private PipelineNames() {}
 }

@@ -208,6 +208,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
         PipelineNames.SNI, runtime.tunnel().splice());
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);
+    TunnelSniCheck.watchForRetry(runtime, ctx.channel(), upstream); // a second hello, checked
   }
 
   /**

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.egressproxy.log.Connection;
 import org.egressproxy.match.HostName;
+import org.egressproxy.net.PipelineNames;
 import org.egressproxy.net.ProxyRuntime;
 import org.egressproxy.peek.ClientHello;
 
@@ -20,20 +21,52 @@ import org.egressproxy.peek.ClientHello;
  * Client Hello extension is refused the same way ({@code ech-refused}). While the SNI must match,
  * TLS that cannot be checked - a hello we cannot read, or a record other than a handshake before
  * it - is refused too ({@code bad-request}): a TLS server might read a name in it nobody checked.
- * Bytes that are not TLS pass unchanged. The handler removes itself once it has seen the ClientHello, leaving the plain
- * relay.
+ * Bytes that are not TLS pass unchanged. The handler removes itself once it has seen the
+ * ClientHello, leaving the plain relay; a second ClientHello, after a HelloRetryRequest, is
+ * checked the same way ({@link #watchForRetry}).
  */
 public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
+  /** Records (change_cipher_spec, early data) a client may send before a second hello. */
+  private static final int MAX_RECORDS_BEFORE_RETRY = 8;
+
   private final ProxyRuntime runtime;
   private final Channel upstream;
+  /** The second ClientHello, after a HelloRetryRequest: checked whatever the configuration. */
+  private final boolean retry;
   private ScheduledFuture<?> timeout;
   private boolean checked;
   private boolean refused;
+  private int skipped;
+  private boolean sawHello;
 
   public TunnelSniCheck(ProxyRuntime runtime, Channel upstream) {
+    this(runtime, upstream, false);
+  }
+
+  private TunnelSniCheck(ProxyRuntime runtime, Channel upstream, boolean retry) {
     super(TlsSniHandler.MAX_CLIENT_HELLO);
     this.runtime = runtime;
     this.upstream = upstream;
+    this.retry = retry;
+  }
+
+  /**
+   * After a first ClientHello was let through to {@code upstream}: should the server answer it
+   * with a HelloRetryRequest, the client's second ClientHello - which could name another host -
+   * is checked as the first was, against the name decided ({@code tls-sni}: its SNI; a tunnel:
+   * the CONNECT host). For both a CONNECT tunnel and {@code tls-sni}.
+   */
+  public static void watchForRetry(ProxyRuntime runtime, Channel client, Channel upstream) {
+    if (upstream.pipeline().get(PipelineNames.RELAY) != null) {
+      upstream.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.RETRY_WATCH,
+          new HelloRetryWatch(() -> {
+            if (client.isActive() && client.pipeline().get(PipelineNames.RELAY) != null
+                && client.pipeline().get(PipelineNames.SNI_CHECK) == null) {
+              client.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.SNI_CHECK,
+                  new TunnelSniCheck(runtime, upstream, true));
+            }
+          }));
+    }
   }
 
   @Override
@@ -45,9 +78,21 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
       in.skipBytes(in.readableBytes());
       return;
     }
+    while (retry && !checked && in.readableBytes() >= 5 && skipped < MAX_RECORDS_BEFORE_RETRY
+        && (in.getUnsignedByte(in.readerIndex()) == 0x14
+            || in.getUnsignedByte(in.readerIndex()) == 0x17)) {
+      // before the second hello: middlebox-compatibility change_cipher_spec, early data the
+      // server will skip - passed on whole, unchanged
+      int len = 5 + in.getUnsignedShort(in.readerIndex() + 3);
+      if (in.readableBytes() < len) {
+        return;
+      }
+      out.add(in.readRetainedSlice(len));
+      skipped++;
+    }
     if (!checked && in.isReadable()) {
       int first = in.getUnsignedByte(in.readerIndex());
-      if (first != 0x16 && runtime.tunnel().requireSniMatch() && first >= 0x14 && first <= 0x18) {
+      if (first != 0x16 && requireMatch() && first >= 0x14 && first <= 0x18) {
         // A TLS record type (change_cipher_spec, alert, application_data, heartbeat): TLS that
         // does not start with its ClientHello. Some TLS servers skip such a record and then
         // read the hello behind it, which would go unchecked: refused, as a hello we cannot
@@ -63,6 +108,11 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
         }
       }
       checked = true;
+      if (first != 0x16 && retry) {
+        refuse(ctx, ProxyRuntime.connection(ctx.channel()), "bad-request"); // not a hello
+        in.skipBytes(in.readableBytes());
+        return;
+      }
       if (first != 0x16) {
         ctx.pipeline().remove(this); // not TLS: nothing to check, the bytes go on unchanged
         return;
@@ -87,7 +137,7 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   @Override
   protected Future<Void> lookup(ChannelHandlerContext ctx, ByteBuf body) {
     Connection c = ProxyRuntime.connection(ctx.channel());
-    boolean require = runtime.tunnel().requireSniMatch();
+    boolean require = requireMatch();
     if (body == null) {
       // A handshake record Netty cannot read as a ClientHello (another record version, say):
       // a TLS server that ignores the record version would read a name nobody checked.
@@ -98,12 +148,14 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
     }
     try {
       ClientHello hello = ClientHello.parse(body);
+      sawHello = true;
       c.sni = hello.serverName();
       c.alpn = hello.alpn();
       c.ech = hello.ech() ? Boolean.TRUE : null;
       String sni = hello.serverName() == null ? null : HostName.normalize(hello.serverName());
       boolean mismatch = hello.serverName() != null
-          && (!hello.serverNameIsAscii() || !c.host.equals(sni));
+          ? !hello.serverNameIsAscii() || !c.host.equals(sni)
+          : retry; // a second hello says what the first said (RFC 8446 section 4.1.2)
       String refusal = require && (mismatch || hello.serverNames() > 1)
           ? "sni-mismatch"
           : hello.ech() && runtime.tunnel().refuseEch() ? "ech-refused" : null;
@@ -118,6 +170,11 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
       }
     }
     return ctx.executor().newSucceededFuture(null);
+  }
+
+  /** tunnel.requireSniMatch, or a second hello (whose name was decided with the first). */
+  private boolean requireMatch() {
+    return retry || runtime.tunnel().requireSniMatch();
   }
 
   private void refuse(ChannelHandlerContext ctx, Connection c, String reason) {
@@ -152,6 +209,9 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   protected void onLookupComplete(ChannelHandlerContext ctx, Future<Void> future) {
     if (ctx.channel().isActive() && !refused) {
       ctx.pipeline().remove(this);
+      if (sawHello && !retry) {
+        watchForRetry(runtime, ctx.channel(), upstream);
+      }
     }
   }
 }

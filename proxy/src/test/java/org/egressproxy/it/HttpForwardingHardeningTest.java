@@ -46,6 +46,9 @@ class HttpForwardingHardeningTest {
   /** What the recording origin read, one line per request: "METHOD URI host=H bytes=N". */
   static final List<String> seen = new CopyOnWriteArrayList<>();
   static int originPort;
+  /** The origin's connections open now. */
+  static final java.util.concurrent.atomic.AtomicInteger originOpen =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   @BeforeAll
   static void start() {
@@ -54,6 +57,8 @@ class HttpForwardingHardeningTest {
         .childHandler(new ChannelInitializer<>() {
           @Override
           protected void initChannel(Channel c) {
+            originOpen.incrementAndGet();
+            c.closeFuture().addListener(f -> originOpen.decrementAndGet());
             c.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(1 << 20),
                 new ChannelInboundHandlerAdapter() {
                   @Override
@@ -217,6 +222,61 @@ class HttpForwardingHardeningTest {
       Thread.sleep(300);
       assertThat(seen).as("requests the origin read").isEmpty();
       assertThat(answer).startsWith("400|");
+    }
+  }
+
+  static final String GET_THEN_CONNECT = "GET http://www.allowed.test:%1$d/first HTTP/1.1\r\n"
+      + "Host: www.allowed.test:%1$d\r\n\r\nCONNECT www.allowed.test:%2$d HTTP/1.1\r\n"
+      + "Host: www.allowed.test:%2$d\r\n\r\n";
+
+  /**
+   * A CONNECT pipelined behind an absolute-form GET does not overtake it (its 200 would pass
+   * for the GET's answer, and the GET's answer be lost): the GET is answered, then the CONNECT
+   * refused with 400, and no tunnel is opened.
+   */
+  @Test
+  void aConnectPipelinedBehindAGetIsRefusedAfterTheGetsAnswer(@TempDir Path dir)
+      throws Exception {
+    seen.clear();
+    try (Origins o = new Origins()) {
+      Origins.Origin recorder = o.recorder();
+      try (ProxyFixture p = proxy(dir, "", originPort, recorder.port);
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        HttpHalfCloseTest.write(s, GET_THEN_CONNECT.formatted(originPort, recorder.port));
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("the GET's answer")
+            .startsWith("200|GET /first ");
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("the CONNECT's")
+            .startsWith("400|").contains("pipelined");
+        assertThat(s.getInputStream().read()).as("closed after the 400").isEqualTo(-1);
+        assertThat(recorder.receivedBytes()).as("bytes at the CONNECT's origin").isEmpty();
+      }
+    }
+  }
+
+  /**
+   * A CONNECT after an answered GET on the same connection is a tunnel, and the GET's
+   * kept-alive upstream, which nothing will use again, is closed then - not left open.
+   */
+  @Test
+  void aConnectAfterAnAnsweredGetClosesTheGetsUpstream(@TempDir Path dir) throws Exception {
+    seen.clear();
+    try (Origins o = new Origins()) {
+      Origins.Origin recorder = o.recorder();
+      try (ProxyFixture p = proxy(dir, "", originPort, recorder.port);
+          Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+        DataPlaneTest.await("the origin's connections of earlier tests closed",
+            () -> originOpen.get() == 0);
+        int before = originOpen.get();
+        HttpHalfCloseTest.write(s, "GET http://www.allowed.test:" + originPort + "/first"
+            + " HTTP/1.1\r\nHost: www.allowed.test:" + originPort + "\r\n\r\n");
+        assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|");
+        assertThat(originOpen.get()).as("the GET's upstream, kept alive").isEqualTo(before + 1);
+        HttpHalfCloseTest.write(s, "CONNECT www.allowed.test:" + recorder.port + " HTTP/1.1\r\n"
+            + "Host: www.allowed.test:" + recorder.port + "\r\n\r\n");
+        assertThat(DataPlaneTest.readHead(s.getInputStream())).startsWith("HTTP/1.1 200");
+        DataPlaneTest.await("the GET's upstream closed once the connection became a tunnel",
+            () -> originOpen.get() == before);
+      }
     }
   }
 }

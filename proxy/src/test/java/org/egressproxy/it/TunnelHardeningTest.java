@@ -29,6 +29,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Tunnel attempts that once got a name past the checks, each refused now: TLS the SNI check
@@ -313,6 +315,146 @@ class TunnelHardeningTest {
       }
       assertThat(origin.requested).as("SNIs the upstream TLS server read; answers %s", answers)
           .doesNotContain("evil.test");
+    }
+  }
+
+  // ---- a second ClientHello, after a HelloRetryRequest ---------------------------------
+
+  static byte[] u16(int v) {
+    return new byte[] {(byte) (v >>> 8), (byte) v};
+  }
+
+  static byte[] ext(int type, byte[] data) {
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    b.writeBytes(u16(type));
+    b.writeBytes(u16(data.length));
+    b.writeBytes(data);
+    return b.toByteArray();
+  }
+
+  static byte[] vec16(byte[] data) {
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    b.writeBytes(u16(data.length));
+    b.writeBytes(data);
+    return b.toByteArray();
+  }
+
+  /** A TLS 1.3 ClientHello record: x25519 only, key share {@code share} (empty: none). */
+  static byte[] hello13(String sni, byte[] share, byte[] cookieExt) {
+    ByteArrayOutputStream exts = new ByteArrayOutputStream();
+    byte[] name = sni.getBytes(StandardCharsets.US_ASCII);
+    ByteArrayOutputStream entry = new ByteArrayOutputStream();
+    entry.write(0);
+    entry.writeBytes(vec16(name));
+    exts.writeBytes(ext(0, vec16(entry.toByteArray())));
+    exts.writeBytes(ext(43, new byte[] {2, 3, 4}));
+    exts.writeBytes(ext(10, vec16(u16(0x001d))));
+    exts.writeBytes(ext(13, vec16(new byte[] {4, 3, 8, 4, 8, 9})));
+    ByteArrayOutputStream ks = new ByteArrayOutputStream();
+    if (share.length > 0) {
+      ks.writeBytes(u16(0x001d));
+      ks.writeBytes(vec16(share));
+    }
+    exts.writeBytes(ext(51, vec16(ks.toByteArray())));
+    if (cookieExt != null) {
+      exts.writeBytes(cookieExt);
+    }
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    body.writeBytes(u16(0x0303));
+    body.writeBytes(new byte[32]);
+    body.write(32);
+    body.writeBytes(new byte[32]);
+    body.writeBytes(vec16(u16(0x1301)));
+    body.write(1);
+    body.write(0);
+    body.writeBytes(vec16(exts.toByteArray()));
+    byte[] b = body.toByteArray();
+    ByteArrayOutputStream hs = new ByteArrayOutputStream();
+    hs.write(1);
+    hs.write(b.length >>> 16);
+    hs.write(b.length >>> 8);
+    hs.write(b.length);
+    hs.writeBytes(b);
+    return ClientHellos.records(hs.toByteArray(), 1);
+  }
+
+  static byte[] readRecord(InputStream in) throws IOException {
+    byte[] h = in.readNBytes(5);
+    if (h.length < 5) {
+      return h;
+    }
+    int len = ((h[3] & 0xff) << 8) | (h[4] & 0xff);
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    b.writeBytes(h);
+    b.writeBytes(in.readNBytes(len));
+    return b.toByteArray();
+  }
+
+  /** The cookie extension (type, length, data) of a HelloRetryRequest record, or null. */
+  static byte[] cookieOf(byte[] rec) {
+    int p = 5 + 4 + 2 + 32;
+    p += 1 + (rec[p] & 0xff);
+    p += 2 + 1;
+    int end = p + 2 + (((rec[p] & 0xff) << 8) | (rec[p + 1] & 0xff));
+    p += 2;
+    while (p + 4 <= end) {
+      int type = ((rec[p] & 0xff) << 8) | (rec[p + 1] & 0xff);
+      int len = ((rec[p + 2] & 0xff) << 8) | (rec[p + 3] & 0xff);
+      if (type == 44) {
+        return java.util.Arrays.copyOfRange(rec, p, p + 4 + len);
+      }
+      p += 4 + len;
+    }
+    return null;
+  }
+
+  /**
+   * The first ClientHello names the allowed host and offers no key share; the server asks for
+   * one (HelloRetryRequest); the second ClientHello names {@code second}. Through a CONNECT
+   * tunnel and on tls-sni: another name is refused before the server reads it; the same name
+   * (a client's ordinary retry) gets its ServerHello.
+   */
+  @ParameterizedTest(name = "{0}, second hello names {1}")
+  @CsvSource({"explicit, www.allowed.test", "explicit, evil.test", "tls, www.allowed.test",
+      "tls, evil.test"})
+  void aSecondClientHelloAfterAHelloRetryRequestIsChecked(String listener, String second,
+      @TempDir Path dir) throws Exception {
+    try (JdkTlsOrigin origin = new JdkTlsOrigin();
+        ProxyFixture p = new ProxyFixture(config(origin.port()), dir.resolve("d.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      OutputStream out = s.getOutputStream();
+      InputStream in = s.getInputStream();
+      if (listener.equals("explicit")) {
+        assertThat(connect(out, in, "www.allowed.test:" + origin.port())).contains("200");
+      }
+      out.write(hello13("www.allowed.test", new byte[0], null));
+      out.flush();
+      byte[] hrr = readRecord(in);
+      assertThat(hrr).as("HelloRetryRequest").hasSizeGreaterThan(40);
+      out.write(new byte[] {20, 3, 3, 0, 1, 1}); // middlebox-compatibility change_cipher_spec
+      byte[] share = new byte[32];
+      new java.security.SecureRandom().nextBytes(share);
+      out.write(hello13(second, share, cookieOf(hrr)));
+      out.flush();
+      byte[] next;
+      try {
+        next = readRecord(in);
+        for (int i = 0; i < 5 && next.length > 0 && next[0] == 20; i++) {
+          next = readRecord(in); // the server's change_cipher_spec
+        }
+      } catch (java.net.SocketException e) {
+        next = new byte[0]; // reset: closed by the proxy
+      }
+      boolean serverHello = next.length >= 6 && next[0] == 22 && next[5] == 2;
+      if (second.equals("evil.test")) {
+        assertThat(origin.requested).as("SNIs the upstream read").doesNotContain("evil.test");
+        assertThat(serverHello).as("a ServerHello for the second hello").isFalse();
+        assertThat(p.closeAndReadLog()).anySatisfy(d -> assertThat(d).contains("\"reason\":"
+            + "\"sni-mismatch\"").contains("\"sni\":\"evil.test\""));
+      } else {
+        assertThat(serverHello).as("a ServerHello for the second hello (%s)",
+            java.util.HexFormat.of().formatHex(next)).isTrue();
+      }
     }
   }
 
