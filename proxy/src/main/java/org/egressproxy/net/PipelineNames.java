@@ -22,10 +22,9 @@ package org.egressproxy.net;
  *   forward     HttpForwarder: each request to its Host
  * relay         Relay, once the upstream is connected
  * upstream channel:
- *   retry-watch HelloRetryWatch, after a ClientHello went through: the server's first record;
- *               on a HelloRetryRequest a sni-check goes on the client's channel for the second
- *               ClientHello
- *   relay       Relay towards the client
+ *   relay       Relay towards the client (after a ClientHello went through, it looks at the
+ *               server's first record: on a HelloRetryRequest a sni-check goes on the client's
+ *               channel for the second ClientHello)
  * </pre>
  */
 public final class PipelineNames {
@@ -39,7 +38,6 @@ public final class PipelineNames {
   public static final String FORWARD = "forward";
   public static final String SNI_CHECK = "sni-check";
   public static final String RELAY = "relay";
-  public static final String RETRY_WATCH = "retry-watch";
 
   private PipelineNames() {}
 }

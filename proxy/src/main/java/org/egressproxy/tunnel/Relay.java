@@ -47,6 +47,13 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   /** Set once this direction relayed SPLICE_AFTER bytes and could splice. */
   private Splice splice;
   private boolean spliceConsidered;
+  /**
+   * The upstream side, once a ClientHello went through: run, before the record goes on, when
+   * the server's first record is a HelloRetryRequest ({@link #watchForRetry}); null after.
+   */
+  private Runnable onRetry;
+  /** The server's first bytes while they are too few to tell (rare: one read has them all). */
+  private ByteBuf firstBytes;
 
   /**
    * @param up whether this side is the client (its bytes go up)
@@ -71,11 +78,26 @@ public final class Relay extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /**
+   * On the upstream side, before anything came from the server: {@code onRetry} runs when the
+   * server's first record is a HelloRetryRequest, before that record goes on to the client (so
+   * that the client's second ClientHello meets a check). Every byte is passed on unchanged.
+   */
+  void watchForRetry(Runnable onRetry) {
+    this.onRetry = onRetry;
+  }
+
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     if (!(msg instanceof ByteBuf buf)) {
       ReferenceCountUtil.release(msg);
       return;
+    }
+    if (onRetry != null) {
+      buf = firstRecord(ctx, buf);
+      if (buf == null) {
+        return; // held until the record's first bytes are in
+      }
     }
     count(buf.readableBytes());
     // Ownership of buf passes to the peer's outbound buffer here.
@@ -91,6 +113,45 @@ public final class Relay extends ChannelInboundHandlerAdapter {
         connection.spliced(up, this::settle);
         splice.next();
       }
+    }
+  }
+
+  /** The server's first bytes: looked at (see {@link #watchForRetry}), or held until they tell. */
+  private ByteBuf firstRecord(ChannelHandlerContext ctx, ByteBuf buf) {
+    if (firstBytes != null) {
+      buf = ((io.netty.buffer.CompositeByteBuf) firstBytes).addComponent(true, buf);
+      firstBytes = null;
+    }
+    int verdict = HelloRetry.verdict(buf);
+    if (verdict == HelloRetry.MORE) {
+      firstBytes = buf instanceof io.netty.buffer.CompositeByteBuf
+          ? buf : ctx.alloc().compositeBuffer().addComponent(true, buf);
+      return null;
+    }
+    Runnable run = onRetry;
+    onRetry = null;
+    if (verdict == HelloRetry.YES) {
+      run.run();
+    }
+    return buf;
+  }
+
+  /** What {@link #firstRecord} holds goes on (the server's FIN or close came first). */
+  private void passHeld() {
+    onRetry = null;
+    ByteBuf held = firstBytes;
+    firstBytes = null;
+    if (held != null) {
+      count(held.readableBytes());
+      peer.write(held, peer.voidPromise());
+    }
+  }
+
+  @Override
+  public void handlerRemoved(ChannelHandlerContext ctx) {
+    if (firstBytes != null) {
+      firstBytes.release();
+      firstBytes = null;
     }
   }
 
@@ -234,6 +295,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
     if (evt instanceof ChannelInputShutdownEvent) {
+      passHeld();
       if (splice != null) {
         splice.finished(); // the bytes still queued in the socket go before the FIN
       }
@@ -282,6 +344,7 @@ public final class Relay extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    passHeld();
     settle();
     HalfClosedSweep.forget(ctx.channel());
     if (peer.isActive()) {

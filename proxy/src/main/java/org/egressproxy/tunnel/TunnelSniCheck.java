@@ -57,15 +57,14 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
    * the CONNECT host). For both a CONNECT tunnel and {@code tls-sni}.
    */
   public static void watchForRetry(ProxyRuntime runtime, Channel client, Channel upstream) {
-    if (upstream.pipeline().get(PipelineNames.RELAY) != null) {
-      upstream.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.RETRY_WATCH,
-          new HelloRetryWatch(() -> {
-            if (client.isActive() && client.pipeline().get(PipelineNames.RELAY) != null
-                && client.pipeline().get(PipelineNames.SNI_CHECK) == null) {
-              client.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.SNI_CHECK,
-                  new TunnelSniCheck(runtime, upstream, true));
-            }
-          }));
+    if (upstream.pipeline().get(PipelineNames.RELAY) instanceof Relay relay) {
+      relay.watchForRetry(() -> {
+        if (client.isActive() && client.pipeline().get(PipelineNames.RELAY) != null
+            && client.pipeline().get(PipelineNames.SNI_CHECK) == null) {
+          client.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.SNI_CHECK,
+              new TunnelSniCheck(runtime, upstream, true));
+        }
+      });
     }
   }
 
