@@ -8,6 +8,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpDecoderConfig;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
@@ -45,6 +46,12 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
     HOST_HEADER
   }
 
+  /**
+   * A response's status line and head, at most: origins send larger heads than clients do
+   * (cookies, security policies); over them, the answer is a 502.
+   */
+  static final int MAX_RESPONSE_LINE = 8 << 10;
+  static final int MAX_RESPONSE_HEAD = 64 << 10;
   /** How long a connection closed with its request unread reads on (see lingerThenClose). */
   static final long LINGER_MS = 2000;
   /** RFC 9110 section 9.2.2: methods a request can be sent again with (see resend). */
@@ -344,7 +351,9 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         runtime.decider().policy(), new ChannelInitializer<>() {
           @Override
           protected void initChannel(Channel ch) {
-            ch.pipeline().addLast("http", new HttpClientCodec());
+            ch.pipeline().addLast("http", new HttpClientCodec(new HttpDecoderConfig()
+                .setMaxInitialLineLength(MAX_RESPONSE_LINE)
+                .setMaxHeaderSize(MAX_RESPONSE_HEAD), false, false));
             ch.pipeline().addLast("response", new ResponseRelay());
           }
         });
@@ -638,6 +647,14 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       }
       if (msg instanceof HttpResponse resp) {
         int code = resp.status().code();
+        if (code == 101) {
+          // The proxy never forwards an Upgrade (hop-by-hop): a switch nobody asked for would
+          // leave both ends speaking a protocol the proxy cannot frame.
+          ReferenceCountUtil.release(msg);
+          upstreamFailed(uctx.channel(), "switched protocols (101), though no upgrade was"
+              + " asked for: the proxy does not forward upgrades", false);
+          return;
+        }
         informational = code >= 100 && code < 200 && code != 101;
         answered |= !informational;
         HttpResponse out = new io.netty.handler.codec.http.DefaultHttpResponse(

@@ -36,8 +36,9 @@ import java.util.concurrent.TimeUnit;
  * HttpResponses#refuseMalformed}) answers 400 and closes.
  *
  * <p>It also limits the time to send a request head ({@code timeouts.requestHead}): from the
- * connection's start, then from the first byte of each later request. A client that is too slow
- * gets 408 (a failed request with a {@link HeadTimeoutException}), so a slowloris client holds a
+ * connection's start, then from the first byte of each later request; should it run out while
+ * the proxy itself is not reading (busy with an earlier request), it starts again. A client that
+ * is too slow gets 408 (a failed request with a {@link HeadTimeoutException}), so a slowloris client holds a
  * connection for that long at most.
  */
 public final class ProxyHttpCodec
@@ -164,6 +165,14 @@ public final class ProxyHttpCodec
       }
       timer = ctx.executor().schedule(() -> {
         if (!inHead || timedOut || !ctx.channel().isActive()) {
+          return;
+        }
+        if (!ctx.channel().config().isAutoRead()) {
+          // The proxy is not reading (an earlier request on the connection is not answered
+          // yet, or the client does not read its answer): the head may be in the socket. That
+          // time is not the client's: the clock starts again.
+          timer = null;
+          startTimer(ctx);
           return;
         }
         timedOut = true;

@@ -46,6 +46,8 @@ class HttpForwardingHardeningTest {
   /** What the recording origin read, one line per request: "METHOD URI host=H bytes=N". */
   static final List<String> seen = new CopyOnWriteArrayList<>();
   static int originPort;
+  /** How long the origin takes to answer a path with "/slow" in it. */
+  static final long SLOW_MS = 1500;
   /** The origin's connections open now. */
   static final java.util.concurrent.atomic.AtomicInteger originOpen =
       new java.util.concurrent.atomic.AtomicInteger();
@@ -74,7 +76,25 @@ class HttpForwardingHardeningTest {
                             StandardCharsets.UTF_8));
                     r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH,
                         r.content().readableBytes());
-                    ctx.writeAndFlush(r);
+                    if (line.contains("/big-head")) { // a head of 40 KiB
+                      r.headers().set("X-Large", "v".repeat(40 << 10));
+                    }
+                    if (line.contains("/switch")) { // a 101 nobody asked for
+                      ctx.writeAndFlush(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+                          HttpResponseStatus.SWITCHING_PROTOCOLS)).addListener(f -> {
+                            ctx.pipeline().remove(HttpServerCodec.class);
+                            ctx.writeAndFlush(Unpooled.copiedBuffer("other protocol",
+                                StandardCharsets.US_ASCII));
+                          });
+                      r.release();
+                      return;
+                    }
+                    if (line.contains("/slow")) { // an answer that takes SLOW_MS
+                      ctx.executor().schedule(() -> ctx.writeAndFlush(r), SLOW_MS,
+                          java.util.concurrent.TimeUnit.MILLISECONDS);
+                    } else {
+                      ctx.writeAndFlush(r);
+                    }
                   }
                 });
           }
@@ -277,6 +297,63 @@ class HttpForwardingHardeningTest {
         DataPlaneTest.await("the GET's upstream closed once the connection became a tunnel",
             () -> originOpen.get() == before);
       }
+    }
+  }
+
+  /**
+   * A request head pipelined behind a request whose answer takes longer than
+   * timeouts.requestHead: the proxy does not read it while it is busy with the first, and that
+   * time is not the client's - the second request is answered, not refused 408. A client that
+   * stalls its head once the proxy reads again still gets its 408.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit", "http"})
+  void aHeadPipelinedBehindASlowAnswerIsNotTimedOut(String listener, @TempDir Path dir)
+      throws Exception {
+    seen.clear();
+    String yaml = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
+        originPort).replace("clientHello: 2s}", "clientHello: 2s, requestHead: 400ms}");
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      String second = "GET " + target(listener, "/second") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n";
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/slow") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n" + second.substring(0, 10));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("the slow answer")
+          .startsWith("200|GET /slow ");
+      HttpHalfCloseTest.write(s, second.substring(10));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("the pipelined request")
+          .startsWith("200|GET /second ");
+      HttpHalfCloseTest.write(s, second.substring(0, 10)); // and then stalls
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("a stalled head")
+          .startsWith("408|");
+    }
+  }
+
+  /**
+   * An answer with a 40 KiB head (cookies, policies: origins send larger heads than clients)
+   * is relayed; a 101 Switching Protocols the proxy never asked for (it drops Upgrade) is a 502,
+   * not a connection left speaking a protocol nobody frames.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit", "http"})
+  void largeResponseHeadsPassAndAnUnaskedSwitchIsRefused(String listener, @TempDir Path dir)
+      throws Exception {
+    seen.clear();
+    try (ProxyFixture p = proxy(dir, "", originPort);
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/big-head") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n");
+      String head = DataPlaneTest.readHead(s.getInputStream());
+      assertThat(head).startsWith("HTTP/1.1 200").contains("v".repeat(40 << 10));
+      String len = head.lines().filter(l -> l.toLowerCase().startsWith("content-length:"))
+          .findFirst().orElseThrow().substring(15).strip();
+      assertThat(new String(s.getInputStream().readNBytes(Integer.parseInt(len)),
+          StandardCharsets.UTF_8)).startsWith("GET /big-head ");
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/switch") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("502|")
+          .contains("switched protocols");
     }
   }
 }
