@@ -73,7 +73,13 @@ final class ExportCommand implements Callable<Integer> {
       err.println("export: the configuration has no http-proxy listener for the nodes to use");
       return Main.CONFIG_ERROR;
     }
-    String host = address.indexOf(':') >= 0 ? "[" + address + "]" : address;
+    String host = proxyHost(address.strip());
+    if (host == null) {
+      err.println("export: --proxy-address '" + address + "' is not an IP address or a host"
+          + " name; give it without a scheme or port (the port is the http-proxy listener's, "
+          + explicit.bind().port() + ")");
+      return Main.CONFIG_ERROR;
+    }
     String url = (explicit.tls() != null ? "https://" : "http://") + host + ":"
         + explicit.bind().port() + "/";
     if (trustedCa == null && explicit.tls() != null && explicit.tls().selfSigned()
@@ -106,6 +112,18 @@ final class ExportCommand implements Callable<Integer> {
     out.print(target.equals("aks") ? aks(url, entries, ca) : nova(url, entries));
     out.flush();
     return Main.OK;
+  }
+
+  /** The proxy URL's host for {@code a}: an IP (IPv6 in brackets) or a host name; else null. */
+  static String proxyHost(String a) {
+    org.egressproxy.match.IpLiteral ip = org.egressproxy.match.IpLiteral.parse(a);
+    if (ip != null) {
+      return ip.isIpv4() ? ip.toString() : "[" + ip + "]";
+    }
+    if (a.indexOf(':') >= 0 || a.indexOf('[') >= 0 || Cidr.looksLikeCidr(a)) {
+      return null; // a port, a scheme, a broken IPv6 address, 10.0.0.4/32, 10.0.4
+    }
+    return HostName.normalize(a);
   }
 
   /** An entry in the form AKS and Go's NO_PROXY accept, or null. */

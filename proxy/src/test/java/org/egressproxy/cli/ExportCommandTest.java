@@ -60,4 +60,26 @@ class ExportCommandTest {
         "a b").status()).isEqualTo(2);
     assertThat(CliTest.run("export", "aks").status()).isEqualTo(2);
   }
+
+  /** An address with a port or a scheme would make a proxy URL no node can use: refused. */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"10.0.0.4:3128",
+      "http://10.0.0.4", "[fd00::4]:3128", "proxy.example.com:3128", "10.0.0.4/32", "a b",
+      "10.0.4"})
+  void refusesAProxyAddressThatIsNotAnIpOrName(String address) {
+    CliTest.Result r = CliTest.run("export", "aks", "--proxy-address", address);
+    assertThat(r.status()).as(r.out()).isEqualTo(2);
+    assertThat(r.out()).isEmpty();
+    assertThat(r.err()).contains("--proxy-address '" + address + "'")
+        .contains("without a scheme or port");
+  }
+
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.CsvSource({"[fd00::4], http://[fd00::4]:3128/",
+      "FD00:0:0::4, http://[fd00::4]:3128/", "Proxy.Hub.Example, http://proxy.hub.example:3128/"})
+  void writesTheProxyAddressInItsCanonicalForm(String address, String url) {
+    CliTest.Result r = CliTest.run("export", "aks", "--proxy-address", address);
+    assertThat(r.status()).as(r.err()).isZero();
+    assertThat(r.out()).contains("\"httpProxy\": \"" + url + "\"");
+  }
 }
