@@ -8,6 +8,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.atomic.LongAdder;
+import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.core.Appender;
 import org.apache.logging.log4j.core.appender.ConsoleAppender;
 import org.apache.logging.log4j.core.appender.RollingFileAppender;
@@ -24,6 +25,9 @@ import org.apache.logging.log4j.core.config.DefaultConfiguration;
 import org.apache.logging.log4j.core.impl.Log4jLogEvent;
 import org.apache.logging.log4j.core.layout.PatternLayout;
 import org.apache.logging.log4j.message.SimpleMessage;
+import org.apache.logging.log4j.status.StatusData;
+import org.apache.logging.log4j.status.StatusListener;
+import org.apache.logging.log4j.status.StatusLogger;
 
 /**
  * The decision log: JSON Lines, one {@code decision} event per decision and one {@code close}
@@ -69,6 +73,12 @@ public final class DecisionLog implements AutoCloseable {
     }
   }
 
+  static {
+    // Log4j's own messages at run time (a rollover that failed, say) go to standard error,
+    // not to standard output, where the decision log itself may be
+    StatusLogger.getLogger().getFallbackListener().setStream(System.err);
+  }
+
   /** A log that writes nothing (no {@code decisionLog.path}). */
   public static DecisionLog disabled() {
     return new DecisionLog(null, Clock.systemUTC(), null);
@@ -82,6 +92,31 @@ public final class DecisionLog implements AutoCloseable {
       a = ConsoleAppender.newBuilder().setName("decisions").setLayout(layout)
           .setIgnoreExceptions(false).build();
     } else {
+      // Log4j reports why it cannot open a file to its status logger (by default a stack trace
+      // on standard output): taken here instead, into the one-line warning below.
+      StatusLogger status = StatusLogger.getLogger();
+      StringBuilder why = new StringBuilder();
+      StatusListener capture = new StatusListener() {
+        @Override
+        public void log(StatusData data) {
+          if (why.length() == 0 && data.getLevel().isMoreSpecificThan(Level.ERROR)) {
+            Throwable t = data.getThrowable();
+            why.append(t != null && t.getMessage() != null ? t.getMessage()
+                : data.getMessage().getFormattedMessage());
+          }
+        }
+
+        @Override
+        public Level getStatusLevel() {
+          return Level.ERROR;
+        }
+
+        @Override
+        public void close() {}
+      };
+      Level fallback = status.getFallbackListener().getStatusLevel();
+      status.getFallbackListener().setLevel(Level.OFF);
+      status.registerListener(capture);
       try {
         a = RollingFileAppender.newBuilder()
             .setName("decisions")
@@ -100,11 +135,17 @@ public final class DecisionLog implements AutoCloseable {
             .build();
       } catch (RuntimeException e) { // Log4j's manager factory: a read-only directory, say
         a = null;
+        if (why.length() == 0) {
+          why.append(e.getMessage());
+        }
+      } finally {
+        status.removeListener(capture);
+        status.getFallbackListener().setLevel(fallback);
       }
       if (a == null) {
         return new DecisionLog(null, Clock.systemUTC(), "cannot open the decision log " + path
-            + " (see Log4j's error above); every line is dropped and counted in"
-            + " egress_decision_log_dropped_total");
+            + (why.length() > 0 ? " (" + why + ")" : "") + "; every line is dropped and"
+            + " counted in egress_decision_log_dropped_total");
       }
     }
     a.start();

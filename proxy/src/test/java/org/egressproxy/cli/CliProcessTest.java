@@ -235,6 +235,46 @@ public class CliProcessTest {
     }
   }
 
+  /**
+   * A decision log that cannot be opened (its directory is a file): the proxy runs, says why in
+   * one line on standard error - not Log4j's stack trace on standard output - and counts what
+   * it cannot write.
+   */
+  @Test
+  void aDecisionLogThatCannotBeOpenedIsOneLineOnStandardError(@TempDir Path dir)
+      throws Exception {
+    Path notADir = Files.writeString(dir.resolve("plain-file"), "x");
+    Path config = dir.resolve("proxy.yaml");
+    Files.writeString(config, "listeners:\n  - {name: explicit, mode: http-proxy, bind: \""
+        + "127.0.0.1:0\"}\npolicy:\n  rules:\n    - allow: a.test\n"
+        + "decisionLog: {path: \"" + notADir.resolve("decisions.jsonl") + "\"}\n");
+    Process p = java(dir, "run", "--config", config.toString()).redirectErrorStream(false)
+        .start();
+    try {
+      List<String> stdout = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+      lines(p, stdout);
+      BlockingQueue<String> err = new LinkedBlockingQueue<>();
+      List<String> allErr = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+      Thread t = new Thread(() -> new BufferedReader(new InputStreamReader(p.getErrorStream(),
+          StandardCharsets.UTF_8)).lines().forEach(l -> {
+            allErr.add(l);
+            err.add(l);
+          }));
+      t.setDaemon(true);
+      t.start();
+      assertThat(await(err, "cannot open the decision log")).contains("plain-file")
+          .contains("egress_decision_log_dropped_total").contains("(");
+      await(err, "ready.");
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+      t.join(5000);
+      assertThat(stdout).as("standard output").isEmpty();
+      assertThat(allErr).as("no stack trace").noneMatch(l -> l.startsWith("\tat "));
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
   @Test
   void aChangedConfigFileIsReloadedWithoutASignal(@TempDir Path dir) throws Exception {
     Path config = dir.resolve("proxy.yaml");
