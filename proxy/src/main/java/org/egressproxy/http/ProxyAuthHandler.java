@@ -13,6 +13,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.egressproxy.auth.Credentials;
+import org.egressproxy.net.PipelineNames;
 import org.egressproxy.net.ProxyRuntime;
 
 /**
@@ -20,8 +21,9 @@ import org.egressproxy.net.ProxyRuntime;
  * event loop: bcrypt and Argon2 take tens of milliseconds, which would stall every connection of
  * the loop. While a verification runs, reads are suppressed (the outbound {@code read()} is held
  * back, as Netty's {@code SslClientHelloHandler} does) and what the decoder already produced is
- * held in order; afterwards it goes on, and the handlers behind find the result in {@link
- * Credentials}' cache. Tokens and headers already verified go straight through.
+ * held in order, and the HTTP decoder stops after that request (what follows stays bytes: a
+ * CONNECT's tunnel data is not taken for HTTP); afterwards it goes on, the decoder decodes on,
+ * and the handlers behind find the result in {@link Credentials}' cache. Tokens and headers already verified go straight through.
  */
 public final class ProxyAuthHandler extends ChannelDuplexHandler {
   /** Verifications waiting beyond this are refused with a 503: the proxy stays responsive. */
@@ -91,6 +93,11 @@ public final class ProxyAuthHandler extends ChannelDuplexHandler {
           ctx.executor().execute(() -> resume(ctx));
         }
       });
+      if (ctx.pipeline().get(PipelineNames.HTTP) instanceof ProxyHttpCodec codec) {
+        // What follows this request stays bytes until it is decided: a CONNECT's tunnel data
+        // must not be decoded as HTTP meanwhile.
+        codec.holdRequests();
+      }
     } catch (RejectedExecutionException e) {
       verifying = false;
       releaseHeld();
@@ -112,6 +119,14 @@ public final class ProxyAuthHandler extends ChannelDuplexHandler {
         ctx.fireUserEventTriggered(e.evt());
       } else {
         channelRead(ctx, m); // a later request with other credentials may start another round
+      }
+    }
+    if (!verifying && ctx.pipeline().get(PipelineNames.HTTP) instanceof ProxyHttpCodec codec) {
+      try {
+        codec.releaseRequests(); // what the client sent after the request, in order
+      } catch (Exception e) {
+        ctx.fireExceptionCaught(e);
+        return;
       }
     }
     if (!verifying && readPending) {

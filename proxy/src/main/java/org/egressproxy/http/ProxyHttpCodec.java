@@ -1,8 +1,10 @@
 package org.egressproxy.http;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.CombinedChannelDuplexHandler;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.DecoderResult;
 import io.netty.handler.codec.http.DefaultHttpRequest;
@@ -62,11 +64,32 @@ public final class ProxyHttpCodec
         .setMaxHeaderSize(maxHeaderSize)
         .setMaxChunkSize(maxChunk)
         .setStrictLineParsing(true); // a bare LF ends no line: 400
-    init(new Decoder(config, headTimeout), new Encoder());
+    init(new Decoder(config, headTimeout, methods), new Encoder());
   }
 
-  private final class Decoder extends HttpRequestDecoder {
+  /**
+   * Stops decoding after what has been read (the request whose credentials are being verified,
+   * see {@link ProxyAuthHandler}): what follows stays bytes - a CONNECT's tunnel data is not
+   * taken for HTTP - and the client's FIN waits behind them, until {@link #releaseRequests}.
+   */
+  public void holdRequests() {
+    ((Decoder) inboundHandler()).hold = true;
+  }
+
+  /** Decodes on: what was held back, then a FIN that came meanwhile. On the event loop. */
+  public void releaseRequests() throws Exception {
+    ((Decoder) inboundHandler()).release();
+  }
+
+  private static final class Decoder extends HttpRequestDecoder {
     private final Duration headTimeout;
+    private final Queue<HttpMethod> methods;
+    /** See holdRequests. */
+    private boolean hold;
+    /** The client's FIN while holding: passed on after the bytes before it. */
+    private Object heldShutdown;
+    /** This decoder's context, for releaseRequests. */
+    private ChannelHandlerContext self;
     /** Whether the bytes being read belong to a request head. */
     private boolean inHead = true;
     /** A head's first byte that is not white space (leading CRLFs are skipped) was read. */
@@ -85,9 +108,38 @@ public final class ProxyHttpCodec
       return true;
     };
 
-    Decoder(HttpDecoderConfig config, Duration headTimeout) {
+    Decoder(HttpDecoderConfig config, Duration headTimeout, Queue<HttpMethod> methods) {
       super(config);
       this.headTimeout = headTimeout;
+      this.methods = methods;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
+      self = ctx;
+      super.channelRead(ctx, msg);
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+      if (hold && evt instanceof ChannelInputShutdownEvent) {
+        heldShutdown = evt; // after the bytes held back, not ahead of them
+        return;
+      }
+      super.userEventTriggered(ctx, evt);
+    }
+
+    void release() throws Exception {
+      hold = false;
+      if (self == null || self.isRemoved()) {
+        return; // a tunnel took over: the held bytes went on as bytes
+      }
+      channelRead(self, Unpooled.EMPTY_BUFFER); // decodes what is held back
+      if (!hold && heldShutdown != null) {
+        Object evt = heldShutdown;
+        heldShutdown = null;
+        userEventTriggered(self, evt);
+      }
     }
 
     @Override
@@ -99,6 +151,9 @@ public final class ProxyHttpCodec
     @Override
     protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
         throws Exception {
+      if (hold) {
+        return; // the bytes stay until releaseRequests, or go on as bytes if removed
+      }
       if (timedOut) {
         in.skipBytes(in.readableBytes()); // answered 408 and closing
         return;
@@ -134,6 +189,9 @@ public final class ProxyHttpCodec
     @Override
     protected void decodeLast(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
         throws Exception {
+      if (hold) {
+        return; // the connection is gone while a request's credentials were verified
+      }
       if (timedOut) {
         in.skipBytes(in.readableBytes()); // answered 408: not also a premature-closure failure
         return;

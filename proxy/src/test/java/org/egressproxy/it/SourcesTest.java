@@ -330,6 +330,69 @@ class SourcesTest {
     }
   }
 
+  /**
+   * A client that sends its first tunnel bytes in the same write as its CONNECT (as some do,
+   * not waiting for the 200): those bytes reach the origin unchanged - also while the CONNECT's
+   * password is being verified off the event loop, and once it is cached.
+   */
+  @org.junit.jupiter.params.ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"no password", "fresh password",
+      "cached password"})
+  void bytesSentWithTheConnectGoThroughTheTunnel(String how, @TempDir Path dir)
+      throws Exception {
+    int h = httpOrigin.port;
+    String argonSlow = PasswordHash.argon2id("fresh-" + ARGON2_PASSWORD); // not cached yet
+    String yaml = how.equals("no password")
+        ? DataPlaneTest.withPorts(DataPlaneTest.config(h, h, ""), h)
+        : config().replace(argon2, argonSlow);
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("d.jsonl"))) {
+      int rounds = how.equals("cached password") ? 2 : 1;
+      for (int i = 0; i < rounds; i++) {
+        try (Socket s = from("127.0.0.1", p.port("explicit"))) {
+          String host = how.equals("no password") ? "www.allowed.test" : "ci.allowed.test";
+          String auth = how.equals("no password") ? ""
+              : "Proxy-Authorization: " + basic("argon", "fresh-" + ARGON2_PASSWORD) + "\r\n";
+          s.getOutputStream().write(("CONNECT " + host + ":" + h + " HTTP/1.1\r\nHost: " + host
+              + ":" + h + "\r\n" + auth + "\r\nGET /in-the-tunnel HTTP/1.1\r\nHost: " + host
+              + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+          InputStream in = s.getInputStream();
+          assertThat(status(readHead(in))).as(how).contains(" 200 ");
+          assertThat(readResponse(in)).as("the origin's answer to the tunnelled request")
+              .startsWith("200|");
+        }
+      }
+    }
+  }
+
+  /**
+   * Two requests and the client's FIN in one write, the first one's password being verified:
+   * the second is decoded only once the first is decided, and both are answered, in order,
+   * before the FIN closes the connection.
+   */
+  @Test
+  void requestsPipelinedBehindAPasswordCheckAreAnsweredInOrder(@TempDir Path dir)
+      throws Exception {
+    int h = httpOrigin.port;
+    String argonSlow = PasswordHash.argon2id("fresh-" + ARGON2_PASSWORD); // not cached yet
+    try (ProxyFixture p = new ProxyFixture(config().replace(argon2, argonSlow),
+            dir.resolve("d.jsonl"));
+        Socket s = from("127.0.0.1", p.port("explicit"))) {
+      String auth = "Proxy-Authorization: " + basic("argon", "fresh-" + ARGON2_PASSWORD);
+      StringBuilder w = new StringBuilder();
+      for (String path : new String[] {"/one", "/two"}) {
+        w.append("GET http://ci.allowed.test:").append(h).append(path).append(" HTTP/1.1\r\n")
+            .append("Host: ci.allowed.test:").append(h).append("\r\n").append(auth)
+            .append("\r\n\r\n");
+      }
+      s.getOutputStream().write(w.toString().getBytes(StandardCharsets.US_ASCII));
+      s.shutdownOutput();
+      InputStream in = s.getInputStream();
+      assertThat(readResponse(in)).startsWith("200|").contains("path=/one");
+      assertThat(readResponse(in)).startsWith("200|").contains("path=/two");
+      assertThat(in.read()).as("closed after the answers").isEqualTo(-1);
+    }
+  }
+
   @Test
   void curlSendsItsProxyCredentials(@TempDir Path dir) throws Exception {
     assumeTrue(RealClientsTest.installed("curl"),
