@@ -17,9 +17,11 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 /** Lists catalogs, their rule counts and variables, and the network rules the proxy cannot carry. */
-@Command(name = "catalogs", description = {
-    "List the catalogs (built in and in catalogDirs) with rule counts and variables, and the",
-    "informational network rules the proxy does not enforce. With names: each catalog's rules."})
+@Command(name = "catalogs", mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class, description =
+    "List the catalogs (built in and in catalogDirs) with rule counts and variables, and the"
+        + " informational network rules the proxy does not enforce. With names: each catalog's"
+        + " rules.")
 final class CatalogsCommand implements Callable<Integer> {
   @ParentCommand Main main;
   @Spec CommandSpec spec;

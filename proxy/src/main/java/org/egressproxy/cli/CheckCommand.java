@@ -19,7 +19,8 @@ import picocli.CommandLine.Spec;
  * Decides destinations offline, one line each. No DNS: a name is matched against name rules, an
  * IP literal against CIDR rules and the private ranges.
  */
-@Command(name = "check", description = {
+@Command(name = "check", mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class, description = {
     "Decide destinations offline (no DNS, no network), one line each.",
     "Exit 0 when all are allowed, 1 when any is denied, 2 on a configuration error."})
 final class CheckCommand implements Callable<Integer> {

@@ -27,7 +27,8 @@ import picocli.CommandLine.Spec;
  * Writes the clients' side of the configuration from the running one: AKS's
  * {@code --http-proxy-config} JSON, or the proxy section of Nova's deployment configuration.
  */
-@Command(name = "export", description = {
+@Command(name = "export", mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class, description = {
     "Write the nodes' proxy settings for this proxy:",
     "  aks   the JSON for az aks create/update --http-proxy-config",
     "  nova  the proxy section for nova-deployment-conf.yaml"})

@@ -18,9 +18,10 @@ import picocli.CommandLine.Spec;
  * The secret is read from standard input (one line), never from the command line, where other
  * users of the machine could see it.
  */
-@Command(name = "hash", description = {
+@Command(name = "hash", mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class, description = {
     "Hash a password (users[].passwordHash) or a token (tokens[].sha256) read from stdin.",
-    "Example: printf '%s' \"$PASSWORD\" | egress-proxy hash"})
+    "Example: printf '%%s' \"$PASSWORD\" | egress-proxy hash"})
 final class HashCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 

@@ -122,14 +122,14 @@ final class ProxyService {
       return Main.CONFIG_ERROR;
     }
     server.boundAddresses().forEach((name, a) -> say("listener '" + name + "' on "
-        + a.getAddress().getHostAddress() + ":" + a.getPort() + " (" + transport.name() + ")"));
+        + org.egressproxy.match.IpLiteral.hostPort(a) + " (" + transport.name() + ")"));
     AdminServer admin = null;
     if (config.adminBind() != null) {
       try {
         admin = new AdminServer(config.adminBind(), transport, metrics, status());
         server.loopGuard().add(admin.address());
-        say("admin on " + admin.address().getAddress().getHostAddress() + ":"
-            + admin.address().getPort() + " (/, /policy, /metrics, /healthz, /readyz, /check)");
+        say("admin on " + org.egressproxy.match.IpLiteral.hostPort(admin.address())
+            + " (/, /policy, /metrics, /healthz, /readyz, /check)");
       } catch (Exception e) {
         err.println("egress-proxy: cannot bind the admin listener to " + config.adminBind()
             + ": " + e.getMessage());

@@ -12,7 +12,8 @@ import picocli.CommandLine.Spec;
  * configuration, keeping the old policy when the new one has errors. Exit 2 when the
  * configuration is invalid or a listener cannot bind at start.
  */
-@Command(name = "run", description = "Serve until SIGTERM/SIGINT; SIGHUP reloads (the default).")
+@Command(name = "run", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Serve until SIGTERM/SIGINT; SIGHUP reloads (the default).")
 final class RunCommand implements Callable<Integer> {
   @ParentCommand Main main;
   @Spec CommandSpec spec;

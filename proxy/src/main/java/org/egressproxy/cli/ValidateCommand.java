@@ -9,7 +9,8 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 /** Loads configuration and catalogs and prints every problem as FILE:LINE: message. */
-@Command(name = "validate", description = {
+@Command(name = "validate", mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class, description = {
     "Load configuration and catalogs; print problems as FILE:LINE: message.",
     "Exit 0 when valid (warnings allowed), 2 when invalid."})
 final class ValidateCommand implements Callable<Integer> {

@@ -111,8 +111,9 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
     if (!d.valid()) {
       c.reason = Reason.INVALID_HOST.id();
       runtime.decided(c);
-      reply(ctx, 400, "Bad Request", "egress-proxy: CONNECT needs host:port, not '" + req.uri()
-          + "'");
+      reply(ctx, 400, "Bad Request", "egress-proxy: CONNECT " + req.uri() + " refused: '"
+          + a.host() + "' is not a valid DNS name or IP address (numeric shorthands such as"
+          + " 127.1 or 0x7f.1 are refused)");
       return;
     }
     Decision decision = runtime.decider().decide(id.source(), d);

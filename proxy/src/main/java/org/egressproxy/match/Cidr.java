@@ -9,6 +9,40 @@ public record Cidr(IpLiteral network, int prefix) {
   }
 
   /**
+   * Why {@code text} is not a CIDR: a URL, a host with a port or a path (what people paste from
+   * a vendor's table) is told to be written as the host alone; anything else gets the forms.
+   */
+  private static String notACidr(String text) {
+    String host = text;
+    String what = null;
+    int scheme = host.indexOf("://");
+    if (scheme > 0) {
+      host = host.substring(scheme + 3);
+      what = "is a URL";
+    }
+    int slash = host.indexOf('/');
+    if (slash >= 0) {
+      what = what != null ? what : "has a path";
+      host = host.substring(0, slash);
+    }
+    boolean port = false;
+    int colon = host.indexOf(':');
+    if (colon > 0 && colon == host.lastIndexOf(':') && colon < host.length() - 1
+        && host.substring(colon + 1).chars().allMatch(c -> c >= '0' && c <= '9')) {
+      what = what != null ? what : "has a port";
+      host = host.substring(0, colon);
+      port = true;
+    }
+    String name = host.startsWith("*.") ? host.substring(2) : host;
+    if (what != null && IpLiteral.parse(host) == null && HostName.normalize(name) != null) {
+      return "'" + text + "' " + what + ": a host is matched by its name alone; write '" + host
+          + "'" + (port ? " (a rule's ports go in its ports: list)" : "");
+    }
+    return "'" + text + "' is not a CIDR: write e.g. '10.1.2.0/24' or '2001:db8::/32'"
+        + " (IPv4 as four decimal parts)";
+  }
+
+  /**
    * Parses {@code a.b.c.d/n} or {@code v6/n}; a bare address means the single host (/32, /128).
    * Host bits must be zero, so that a mistyped prefix is caught rather than silently widened.
    */
@@ -17,9 +51,7 @@ public record Cidr(IpLiteral network, int prefix) {
     String addr = slash < 0 ? text : text.substring(0, slash);
     IpLiteral ip = IpLiteral.parse(addr);
     if (ip == null) {
-      throw new PatternException(
-          "'" + text + "' is not a CIDR: write e.g. '10.1.2.0/24' or '2001:db8::/32'"
-              + " (IPv4 as four decimal parts)");
+      throw new PatternException(notACidr(text));
     }
     int max = addr.indexOf(':') >= 0 ? 128 : 32;
     int prefix = max;

@@ -49,6 +49,23 @@ public final class IpLiteral {
     return Arrays.hashCode(bytes);
   }
 
+  /**
+   * {@code ip:port} for a socket address, as logged and printed: dotted quad, or {@code
+   * [v6]:port} with the RFC 5952 text (compressed, lower case, no scope); an unresolved one as
+   * {@code host:port}.
+   */
+  public static String hostPort(java.net.InetSocketAddress a) {
+    InetAddress ip = a.getAddress();
+    if (ip == null) {
+      return a.getHostString() + ":" + a.getPort();
+    }
+    if (ip instanceof java.net.Inet4Address) {
+      return ip.getHostAddress() + ":" + a.getPort();
+    }
+    IpLiteral l = of(ip);
+    return (l.isIpv4() ? l.text : "[" + l.text + "]") + ":" + a.getPort();
+  }
+
   public static IpLiteral of(InetAddress address) {
     return fromBytes(address.getAddress());
   }

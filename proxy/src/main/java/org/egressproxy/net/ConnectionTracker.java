@@ -133,7 +133,6 @@ final class ConnectionTracker extends ChannelInboundHandlerAdapter {
   }
 
   static String hostPort(InetSocketAddress a) {
-    String ip = a.getAddress() == null ? a.getHostString() : a.getAddress().getHostAddress();
-    return (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
+    return org.egressproxy.match.IpLiteral.hostPort(a);
   }
 }

@@ -26,8 +26,7 @@ public final class Tunnels {
   /** The {@code ip:port} ({@code [v6]:port}) a connected channel reaches, or null. */
   public static String address(Channel upstream) {
     if (upstream.remoteAddress() instanceof InetSocketAddress a && a.getAddress() != null) {
-      String ip = a.getAddress().getHostAddress();
-      return (ip.indexOf(':') >= 0 ? "[" + ip + "]" : ip) + ":" + a.getPort();
+      return org.egressproxy.match.IpLiteral.hostPort(a);
     }
     return null;
   }

@@ -105,7 +105,23 @@ class CliTest {
   @Test
   void usage() {
     assertThat(run("--help").status()).isZero();
+    assertThat(run("--help").out().replaceAll("\\s+", " ")).as("the command list")
+        .contains("With names: each catalog's rules.");
     assertThat(run("frobnicate").status()).isEqualTo(2);
     assertThat(run("--version").out()).startsWith("egress-proxy");
+  }
+
+  /**
+   * Every command answers --help with its usage (and does nothing else: run does not serve).
+   */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"run", "check", "validate",
+      "catalogs", "export", "hash"})
+  void everyCommandAnswersHelp(String command) {
+    Result r = run(command, "--help");
+    assertThat(r.status()).as(r.err()).isZero();
+    assertThat(r.out()).startsWith("Usage: egress-proxy " + command).contains("--help");
+    assertThat(r.err()).doesNotContain("WARN").doesNotContain("Unknown option");
+    assertThat(run(command, "-V").out()).startsWith("egress-proxy");
   }
 }

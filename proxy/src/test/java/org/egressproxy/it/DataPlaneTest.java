@@ -444,6 +444,12 @@ class DataPlaneTest {
             }
           }
         }
+        // IPv6 in the log as RFC 5952 text in brackets, as the contract's ip:port
+        List<String> log = p.closeAndReadLog();
+        assertThat(log).anySatisfy(l -> assertThat(l).contains("\"client\":\"[::1]:"));
+        assertThat(log).anySatisfy(l -> assertThat(l)
+            .contains("\"upstream\":\"[::1]:" + v6.getLocalPort() + "\""));
+        assertThat(log).noneSatisfy(l -> assertThat(l).contains("0:0:0:0:0:0:0:1"));
       }
     }
   }

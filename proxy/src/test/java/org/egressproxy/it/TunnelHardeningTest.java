@@ -478,8 +478,20 @@ class TunnelHardeningTest {
         """.formatted(recorder.port);
     try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("d.jsonl"));
         Socket s = DataPlaneTest.socket(p.port("explicit"))) {
-      assertThat(connect(s.getOutputStream(), s.getInputStream(),
-          "[2130706433]:" + recorder.port)).as("CONNECT [2130706433]").contains("400");
+      s.getOutputStream().write(("CONNECT [2130706433]:" + recorder.port + " HTTP/1.1\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("CONNECT [2130706433]")
+          .startsWith("400|").contains("is not a valid DNS name or IP address");
     }
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("d2.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+      s.getOutputStream().write(("CONNECT 0x7f.1:" + recorder.port + " HTTP/1.1\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII));
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("CONNECT 0x7f.1")
+          .startsWith("400|").contains("'0x7f.1' is not a valid DNS name");
+      assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+          .contains("\"reason\":\"invalid-host\""));
+    }
+    assertThat(recorder.receivedBytes()).isEmpty();
   }
 }

@@ -27,6 +27,23 @@ class CidrTest {
     assertThatThrownBy(() -> Cidr.parse("fd00::/129")).hasMessageContaining("0-128");
   }
 
+  /** What is pasted from a vendor's table - a URL, a host with a port or a path - is named so. */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', quoteCharacter = '"', value = {
+      "https://q.example.com/| is a URL| 'q.example.com'|false",
+      "https://q.example.com:443/v2/| is a URL| 'q.example.com'|true",
+      "q.example.com:443| has a port| 'q.example.com'|true",
+      "*.example.com/path| has a path| '*.example.com'|false",
+      "mcr.microsoft.com/v2| has a path| 'mcr.microsoft.com'|false"})
+  void aUrlOrAHostWithAPortOrPathIsToldToBeWrittenAsTheHost(String text, String what,
+      String host, boolean port) {
+    assertThatThrownBy(() -> Cidr.parse(text)).satisfies(e -> {
+      assertThat(e.getMessage()).contains(what).contains("write " + host)
+          .doesNotContain("CIDR");
+      assertThat(e.getMessage().contains("ports:")).isEqualTo(port);
+    });
+  }
+
   @Test
   void trieAppliesDenyOverAllowAndLongestPrefix() throws PatternException {
     record E(String id, boolean deny) implements MatchEntry {

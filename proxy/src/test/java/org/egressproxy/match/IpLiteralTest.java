@@ -52,4 +52,16 @@ class IpLiteralTest {
     IpLiteral ip = IpLiteral.parse(text);
     assertThat(ip == null ? null : ip.toString()).isEqualTo(expected);
   }
+
+  /** ip:port as logged and printed: IPv6 compressed, in brackets, without a scope. */
+  @ParameterizedTest
+  @CsvSource({"127.0.0.1, 3128, 127.0.0.1:3128", "0:0:0:0:0:0:0:1, 443, [::1]:443",
+      "FD00:0:0:0:0:0:0:4, 80, [fd00::4]:80", "fe80::1%1, 22, [fe80::1]:22"})
+  void hostPort(String ip, int port, String expected) throws Exception {
+    java.net.InetAddress a = ip.indexOf('%') >= 0
+        ? java.net.Inet6Address.getByAddress(null,
+            java.net.InetAddress.getByName(ip.substring(0, ip.indexOf('%'))).getAddress(), 1)
+        : java.net.InetAddress.getByName(ip);
+    assertThat(IpLiteral.hostPort(new java.net.InetSocketAddress(a, port))).isEqualTo(expected);
+  }
 }
