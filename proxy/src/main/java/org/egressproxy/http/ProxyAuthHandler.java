@@ -23,7 +23,8 @@ import org.egressproxy.net.ProxyRuntime;
  * back, as Netty's {@code SslClientHelloHandler} does) and what the decoder already produced is
  * held in order, and the HTTP decoder stops after that request (what follows stays bytes: a
  * CONNECT's tunnel data is not taken for HTTP); afterwards it goes on, the decoder decodes on,
- * and the handlers behind find the result in {@link Credentials}' cache. Tokens and headers already verified go straight through.
+ * and the handlers behind find the result in {@link Credentials}' cache. Tokens and headers
+ * already verified go straight through.
  */
 public final class ProxyAuthHandler extends ChannelDuplexHandler {
   /** Verifications waiting beyond this are refused with a 503: the proxy stays responsive. */

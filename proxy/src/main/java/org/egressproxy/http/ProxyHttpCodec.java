@@ -38,10 +38,10 @@ import java.util.concurrent.TimeUnit;
  * HttpResponses#refuseMalformed}) answers 400 and closes.
  *
  * <p>It also limits the time to send a request head ({@code timeouts.requestHead}): from the
- * connection's start, then from the first byte of each later request; should it run out while
- * the proxy itself is not reading (busy with an earlier request), it starts again. A client that
- * is too slow gets 408 (a failed request with a {@link HeadTimeoutException}), so a slowloris client holds a
- * connection for that long at most.
+ * connection's start, then from the first byte of each later request; should it run out while the
+ * proxy itself is not reading (busy with an earlier request), it starts again. A client that is
+ * too slow gets 408 (a failed request with a {@link HeadTimeoutException}), so a slowloris client
+ * holds a connection for that long at most.
  */
 public final class ProxyHttpCodec
     extends CombinedChannelDuplexHandler<HttpRequestDecoder, HttpResponseEncoder> {
