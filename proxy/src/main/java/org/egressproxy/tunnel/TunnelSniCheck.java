@@ -118,8 +118,11 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
       }
       long ms = runtime.timeouts().clientHello().toMillis();
       timeout = ctx.executor().schedule(() -> {
-        ctx.close();
-        upstream.close();
+        if (!refused) {
+          // a ClientHello begun and not finished in timeouts.clientHello: nothing reached the
+          // upstream; logged and counted as on tls-sni
+          refuse(ctx, ProxyRuntime.connection(ctx.channel()), "client-hello-timeout");
+        }
       }, ms, TimeUnit.MILLISECONDS);
     }
     super.decode(ctx, in, out);

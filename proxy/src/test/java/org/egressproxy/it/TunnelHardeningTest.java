@@ -459,6 +459,29 @@ class TunnelHardeningTest {
   }
 
   /**
+   * A tunnel whose ClientHello begins and does not finish within timeouts.clientHello: closed,
+   * nothing at the origin, and the refusal logged with its reason, as on tls-sni.
+   */
+  @Test
+  void anUnfinishedClientHelloInATunnelIsLoggedWhenItTimesOut(@TempDir Path dir)
+      throws Exception {
+    Origins.Origin recorder = origins.recorder();
+    try (ProxyFixture p = new ProxyFixture(config(recorder.port).replace("clientHello: 2s",
+            "clientHello: 300ms"), dir.resolve("d.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port("explicit"))) {
+      assertThat(connect(s.getOutputStream(), s.getInputStream(),
+          "www.allowed.test:" + recorder.port)).contains("200");
+      byte[] hello = ClientHellos.records(ClientHellos.handshake("www.allowed.test",
+          List.of("h2"), 0, false), 1);
+      s.getOutputStream().write(java.util.Arrays.copyOf(hello, 20));
+      assertThat(s.getInputStream().read()).as("closed").isEqualTo(-1);
+      assertThat(recorder.receivedBytes()).isEmpty();
+      assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+          .contains("\"decision\":\"deny\"").contains("\"reason\":\"client-hello-timeout\""));
+    }
+  }
+
+  /**
    * SECURITY.md: numeric shorthands such as 2130706433 are refused (invalid-host), in brackets
    * too (InetAddress.getByName would read a lone decimal as an IPv4 address).
    */
