@@ -173,7 +173,8 @@ public final class HttpProxyHandler extends ChannelInboundHandlerAdapter {
       ctx.fireChannelRead(early.poll()); // ownership passes down the pipeline
     }
     ctx.pipeline().remove(this);
-    ctx.channel().config().setAutoRead(true);
+    // reading on, unless the early bytes filled the upstream already (the relay's backpressure)
+    ctx.channel().config().setAutoRead(upstream.isWritable());
   }
 
   @Override
