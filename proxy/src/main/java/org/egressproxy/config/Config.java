@@ -79,13 +79,15 @@ public record Config(
   /**
    * {@code timeouts:}; every one explicit, none "0 = unlimited". {@code requestHead}: time for an
    * HTTP client to send a whole request head (from the connection's start, then from the first
-   * byte of each later request), so slow senders cannot hold connections.
+   * byte of each later request), so slow senders cannot hold connections. {@code response}: time
+   * for an origin to start its answer to a forwarded HTTP request (from the request sent whole
+   * to the answer's head), else 504.
    */
   public record Timeouts(Duration connect, Duration clientHello, Duration idle, Duration dns,
-      Duration requestHead) {
+      Duration requestHead, Duration response) {
     public static final Timeouts DEFAULTS = new Timeouts(Duration.ofSeconds(10),
         Duration.ofSeconds(10), Duration.ofHours(1), Duration.ofSeconds(5),
-        Duration.ofSeconds(10));
+        Duration.ofSeconds(10), Duration.ofMinutes(5));
   }
 
   /**

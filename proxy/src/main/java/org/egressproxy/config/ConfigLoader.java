@@ -656,8 +656,9 @@ public final class ConfigLoader {
     Duration dns = duration(y, m.get("dns"), "timeouts.dns", d.dns());
     Duration requestHead = duration(y, m.get("requestHead"), "timeouts.requestHead",
         d.requestHead());
+    Duration response = duration(y, m.get("response"), "timeouts.response", d.response());
     m.finish();
-    return new Config.Timeouts(connect, clientHello, idle, dns, requestHead);
+    return new Config.Timeouts(connect, clientHello, idle, dns, requestHead, response);
   }
 
   /** {@code 500ms}, {@code 10s}, {@code 5m}, {@code 1h}, {@code 2d}; at least 1 ms. */

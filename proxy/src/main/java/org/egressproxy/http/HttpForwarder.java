@@ -24,6 +24,7 @@ import io.netty.util.concurrent.Future;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.TimeUnit;
 import org.egressproxy.log.Connection;
 import org.egressproxy.match.Protocol;
 import org.egressproxy.net.ProxyRuntime;
@@ -93,6 +94,8 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private Destination resendTo;
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
   private boolean draining; // the proxy is stopping: close once no exchange is in flight
+  /** timeouts.response for the exchange in flight: armed once its request went, until a head. */
+  private io.netty.util.concurrent.ScheduledFuture<?> responseTimer;
 
   public HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
     this.runtime = runtime;
@@ -154,6 +157,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       if (last) {
         requestDone = true;
         ctx.channel().config().setAutoRead(false); // one exchange at a time
+        armResponseTimer();
       }
     } else {
       ReferenceCountUtil.release(msg);
@@ -202,6 +206,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
    */
   @Override
   public void handlerRemoved(ChannelHandlerContext ctx) {
+    cancelResponseTimer();
     if (upstream != null) {
       Channel old = upstream;
       upstream = null;
@@ -501,6 +506,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
+    cancelResponseTimer();
     ctx.fireChannelInactive();
     if (pendingConnect != null) {
       pendingConnect.cancel(false); // no lookup or connect left to do for a client that is gone
@@ -532,6 +538,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   /** The end of an exchange: log it, then take the next queued request or read again. */
   private void exchangeDone() {
+    cancelResponseTimer();
     Connection c = exchange;
     exchange = null;
     if (c != null && c.decision != null && c.reason == null) {
@@ -599,6 +606,48 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
    * short, and only closing the client's connection says so.
    */
   private void upstreamFailed(Channel failed, String what, boolean retryable) {
+    upstreamFailed(failed, what, retryable, 502, "Bad Gateway");
+  }
+
+  /**
+   * From the time the request was sent whole (again, when it was resent) to the answer's head:
+   * at most timeouts.response, else a 504 and the upstream closed - an origin that accepts and
+   * never answers does not hold the client until the idle timeout.
+   */
+  private void armResponseTimer() {
+    cancelResponseTimer();
+    Connection c = exchange;
+    java.time.Duration limit = runtime.timeouts().response();
+    if (c == null) {
+      return;
+    }
+    responseTimer = ctx.executor().schedule(() -> {
+      responseTimer = null;
+      if (exchange == c && upstream != null && !answered) {
+        upstreamFailed(upstream, "did not answer within timeouts.response ("
+            + text(limit) + ")", false, 504,
+            "Gateway Timeout");
+      }
+    }, limit.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /** A duration as the configuration writes it: 300ms, 90s, 5m, 1h. */
+  static String text(java.time.Duration d) {
+    long ms = d.toMillis();
+    return ms % 3_600_000 == 0 ? ms / 3_600_000 + "h" : ms % 60_000 == 0 ? ms / 60_000 + "m"
+        : ms % 1000 == 0 ? ms / 1000 + "s" : ms + "ms";
+  }
+
+  private void cancelResponseTimer() {
+    if (responseTimer != null) {
+      responseTimer.cancel(false);
+      responseTimer = null;
+    }
+  }
+
+  private void upstreamFailed(Channel failed, String what, boolean retryable, int status,
+      String phrase) {
+    cancelResponseTimer();
     upstream = null;
     upstreamKey = null;
     if (failed != null) {
@@ -614,6 +663,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       resend = null;
       reused = false;
       openUpstream(ctx, exchange, resendTo, again, true);
+      armResponseTimer(); // the answer's time starts again with the request sent again
       return;
     }
     if (answered || retryable) {
@@ -621,7 +671,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
       return;
     }
     Connection c = exchange;
-    ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), 502, "Bad Gateway", "egress-proxy: "
+    ctx.writeAndFlush(HttpResponses.full(ctx.alloc(), status, phrase, "egress-proxy: "
         + c.method + " " + c.host + ":" + c.port + " failed: the upstream " + what,
         closeAfter || draining || !requestDone));
     if (!requestDone) {
@@ -646,6 +696,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         return;
       }
       if (msg instanceof HttpResponse resp) {
+        cancelResponseTimer(); // an answer (or a 100 Continue: the origin is there)
         int code = resp.status().code();
         if (code == 101) {
           // The proxy never forwards an Upgrade (hop-by-hop): a switch nobody asked for would

@@ -89,6 +89,10 @@ class HttpForwardingHardeningTest {
                       r.release();
                       return;
                     }
+                    if (line.contains("/never")) { // accepts, reads, never answers
+                      r.release();
+                      return;
+                    }
                     if (line.contains("/slow")) { // an answer that takes SLOW_MS
                       ctx.executor().schedule(() -> ctx.writeAndFlush(r), SLOW_MS,
                           java.util.concurrent.TimeUnit.MILLISECONDS);
@@ -354,6 +358,42 @@ class HttpForwardingHardeningTest {
           + host(listener) + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("502|")
           .contains("switched protocols");
+    }
+  }
+
+  /**
+   * An origin that reads the request and never answers: after timeouts.response the client
+   * gets a 504 saying so, the upstream connection is closed, and the client's connection goes
+   * on with its next request. An answer that comes within the limit is not cut.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"explicit", "http"})
+  void anOriginThatNeverAnswersIsA504AfterTimeoutsResponse(String listener, @TempDir Path dir)
+      throws Exception {
+    seen.clear();
+    String yaml = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
+        originPort).replace("clientHello: 2s}", "clientHello: 2s, response: 700ms}");
+    try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      DataPlaneTest.await("the origin's connections of earlier tests closed",
+          () -> originOpen.get() == 0);
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/never") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n");
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|")
+          .contains("did not answer within timeouts.response (700ms)");
+      DataPlaneTest.await("the silent upstream closed", () -> originOpen.get() == 0);
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/after") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n");
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|GET /after ");
+    }
+    String slow = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
+        originPort).replace("clientHello: 2s}", "clientHello: 2s, response: 3s}");
+    try (ProxyFixture p = new ProxyFixture(slow, dir.resolve("slow.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/slow") + " HTTP/1.1\r\nHost: "
+          + host(listener) + "\r\n\r\n");
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("within the limit")
+          .startsWith("200|GET /slow ");
     }
   }
 }
