@@ -116,6 +116,12 @@ class HttpForwardingHardeningTest {
         extra), ports), dir.resolve("decisions.jsonl"));
   }
 
+  /** The usual configuration with more {@code timeouts:} keys ("response: 700ms"). */
+  static String withTimeouts(String more) {
+    return DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""), originPort)
+        .replace("clientHello: 2s}", "clientHello: 2s, " + more + "}");
+  }
+
   static String target(String listener, String path) {
     return listener.equals("explicit") ? "http://www.allowed.test:" + originPort + path : path;
   }
@@ -315,8 +321,7 @@ class HttpForwardingHardeningTest {
   void aHeadPipelinedBehindASlowAnswerIsNotTimedOut(String listener, @TempDir Path dir)
       throws Exception {
     seen.clear();
-    String yaml = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
-        originPort).replace("clientHello: 2s}", "clientHello: 2s, requestHead: 400ms}");
+    String yaml = withTimeouts("requestHead: 400ms");
     try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
       String second = "GET " + target(listener, "/second") + " HTTP/1.1\r\nHost: "
@@ -371,8 +376,7 @@ class HttpForwardingHardeningTest {
   void anOriginThatNeverAnswersIsA504AfterTimeoutsResponse(String listener, @TempDir Path dir)
       throws Exception {
     seen.clear();
-    String yaml = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
-        originPort).replace("clientHello: 2s}", "clientHello: 2s, response: 700ms}");
+    String yaml = withTimeouts("response: 700ms");
     try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
       DataPlaneTest.await("the origin's connections of earlier tests closed",
@@ -386,8 +390,7 @@ class HttpForwardingHardeningTest {
           + host(listener) + "\r\n\r\n");
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|GET /after ");
     }
-    String slow = DataPlaneTest.withPorts(DataPlaneTest.config(originPort, originPort, ""),
-        originPort).replace("clientHello: 2s}", "clientHello: 2s, response: 3s}");
+    String slow = withTimeouts("response: 3s");
     try (ProxyFixture p = new ProxyFixture(slow, dir.resolve("slow.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
       HttpHalfCloseTest.write(s, "GET " + target(listener, "/slow") + " HTTP/1.1\r\nHost: "
