@@ -94,7 +94,13 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
   private Destination resendTo;
   private boolean clientDone; // the client sent its FIN: close once the exchange in flight ends
   private boolean draining; // the proxy is stopping: close once no exchange is in flight
-  /** timeouts.response for the exchange in flight: armed once its request went, until a head. */
+  /**
+   * timeouts.response for the exchange in flight: its deadline (System.nanoTime), set once its
+   * request went, 0 once a head came. One timer per connection checks it, re-scheduled for
+   * what is left rather than per request (an exchange costs a field write, not a timer).
+   */
+  private long responseDeadline;
+  private Connection responseFor;
   private io.netty.util.concurrent.ScheduledFuture<?> responseTimer;
 
   public HttpForwarder(ProxyRuntime runtime, Mode mode, int upstreamPort) {
@@ -206,7 +212,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
    */
   @Override
   public void handlerRemoved(ChannelHandlerContext ctx) {
-    cancelResponseTimer();
+    stopResponseTimer();
     if (upstream != null) {
       Channel old = upstream;
       upstream = null;
@@ -506,7 +512,7 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
-    cancelResponseTimer();
+    stopResponseTimer();
     ctx.fireChannelInactive();
     if (pendingConnect != null) {
       pendingConnect.cancel(false); // no lookup or connect left to do for a client that is gone
@@ -615,20 +621,32 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
    * never answers does not hold the client until the idle timeout.
    */
   private void armResponseTimer() {
-    cancelResponseTimer();
-    Connection c = exchange;
-    java.time.Duration limit = runtime.timeouts().response();
-    if (c == null) {
+    if (exchange == null) {
       return;
     }
-    responseTimer = ctx.executor().schedule(() -> {
-      responseTimer = null;
-      if (exchange == c && upstream != null && !answered) {
-        upstreamFailed(upstream, "did not answer within timeouts.response ("
-            + text(limit) + ")", false, 504,
-            "Gateway Timeout");
-      }
-    }, limit.toMillis(), TimeUnit.MILLISECONDS);
+    long limit = runtime.timeouts().response().toNanos();
+    responseDeadline = System.nanoTime() + limit;
+    responseFor = exchange;
+    if (responseTimer == null) {
+      responseTimer = ctx.executor().schedule(this::checkResponse, limit, TimeUnit.NANOSECONDS);
+    }
+  }
+
+  private void checkResponse() {
+    responseTimer = null;
+    if (responseDeadline == 0 || !ctx.channel().isActive()) {
+      return; // nothing waits for an answer: the timer lapses until the next request
+    }
+    long left = responseDeadline - System.nanoTime();
+    if (left > 0) {
+      responseTimer = ctx.executor().schedule(this::checkResponse, left, TimeUnit.NANOSECONDS);
+      return;
+    }
+    responseDeadline = 0;
+    if (exchange == responseFor && exchange != null && upstream != null && !answered) {
+      upstreamFailed(upstream, "did not answer within timeouts.response ("
+          + text(runtime.timeouts().response()) + ")", false, 504, "Gateway Timeout");
+    }
   }
 
   /** A duration as the configuration writes it: 300ms, 90s, 5m, 1h. */
@@ -638,7 +656,15 @@ public final class HttpForwarder extends ChannelInboundHandlerAdapter {
         : ms % 1000 == 0 ? ms / 1000 + "s" : ms + "ms";
   }
 
+  /** No answer is awaited (any more): the timer, if any, lapses when it next looks. */
   private void cancelResponseTimer() {
+    responseDeadline = 0;
+    responseFor = null;
+  }
+
+  /** The connection ends: its timer goes too. */
+  private void stopResponseTimer() {
+    cancelResponseTimer();
     if (responseTimer != null) {
       responseTimer.cancel(false);
       responseTimer = null;

@@ -389,6 +389,15 @@ class HttpForwardingHardeningTest {
       HttpHalfCloseTest.write(s, "GET " + target(listener, "/after") + " HTTP/1.1\r\nHost: "
           + host(listener) + "\r\n\r\n");
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|GET /after ");
+      // The limit counts from each request: one that goes 400 ms after an answered one
+      // still gets its whole 700 ms (the connection's one timer looks again, not too early).
+      Thread.sleep(400);
+      long sent = System.nanoTime();
+      HttpHalfCloseTest.write(s, "GET " + target(listener, "/never-again") + " HTTP/1.1\r\n"
+          + "Host: " + host(listener) + "\r\n\r\n");
+      assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|");
+      assertThat((System.nanoTime() - sent) / 1_000_000).as("ms to the 504")
+          .isGreaterThanOrEqualTo(650);
     }
     String slow = withTimeouts("response: 3s");
     try (ProxyFixture p = new ProxyFixture(slow, dir.resolve("slow.jsonl"));
