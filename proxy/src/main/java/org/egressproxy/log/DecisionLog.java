@@ -87,7 +87,8 @@ public final class DecisionLog implements AutoCloseable {
   /** A log to {@code path}, or to standard output for "-". */
   public static DecisionLog open(String path) {
     Appender a;
-    PatternLayout layout = PatternLayout.newBuilder().withPattern("%m%n").build();
+    PatternLayout layout = PatternLayout.newBuilder().withPattern("%m%n")
+        .withCharset(java.nio.charset.StandardCharsets.UTF_8).build(); // whatever the locale
     if ("-".equals(path)) {
       a = ConsoleAppender.newBuilder().setName("decisions").setLayout(layout)
           .setIgnoreExceptions(false).build();

@@ -4,7 +4,10 @@ package org.egressproxy.log;
 public final class Json {
   private Json() {}
 
-  /** Appends {@code s} as a JSON string: quotes, backslash and every control character escaped. */
+  /**
+   * Appends {@code s} as a JSON string: quotes, backslash and every control character (C0, DEL,
+   * C1, U+2028/9) escaped.
+   */
   public static void quote(StringBuilder sb, String s) {
     sb.append('"');
     int plain = 0; // the common case - a host name, an address - has nothing to escape
@@ -25,7 +28,7 @@ public final class Json {
         case '\r' -> sb.append("\\r");
         case '\t' -> sb.append("\\t");
         default -> {
-          if (c < 0x20 || c == 0x7f || c == 0x2028 || c == 0x2029) {
+          if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029) {
             sb.append(String.format("\\u%04x", (int) c));
           } else {
             sb.append(c);
@@ -37,7 +40,9 @@ public final class Json {
   }
 
   private static boolean escaped(char c) {
-    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f || c == 0x2028 || c == 0x2029;
+    // C1 controls too (U+0085 is a line break to Python's splitlines, as U+2028/9 are to JS)
+    return c < 0x20 || c == '"' || c == '\\' || (c >= 0x7f && c <= 0x9f) || c == 0x2028
+        || c == 0x2029;
   }
 
   public static String quote(String s) {

@@ -275,6 +275,44 @@ public class CliProcessTest {
     }
   }
 
+  /**
+   * The decision log is UTF-8 whatever the locale (here LANG=C, where Java 17's default charset
+   * is ASCII and wrote '?'), and a C1 control in a name (U+0085, a line break to some readers)
+   * is escaped: one line per event, the name's bytes recoverable.
+   */
+  @Test
+  void theDecisionLogIsUtf8WhateverTheLocale(@TempDir Path dir) throws Exception {
+    int port = freePort();
+    Path config = dir.resolve("proxy.yaml");
+    Path log = dir.resolve("decisions.jsonl");
+    Files.writeString(config, "listeners:\n  - {name: tls, mode: tls-sni, bind: \"127.0.0.1:"
+        + port + "\", upstreamPort: 9}\npolicy:\n  rules:\n    - allow: a.test\n"
+        + "decisionLog: {path: \"" + log + "\"}\n");
+    ProcessBuilder pb = java(dir, "run", "--config", config.toString());
+    pb.environment().remove("LC_ALL");
+    pb.environment().put("LANG", "C");
+    Process p = pb.start();
+    try {
+      await(lines(p), "ready.");
+      byte[] name = {'c', 'a', 'f', (byte) 0xc3, (byte) 0xa9, (byte) 0x85, '.', 't', 'e', 's',
+          't'};
+      try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
+        s.setSoTimeout(10_000);
+        s.getOutputStream().write(org.egressproxy.it.ClientHellos.records(
+            org.egressproxy.it.ClientHellos.handshake(List.of(name), List.of("h2"), 0, false),
+            1));
+        s.getInputStream().readAllBytes(); // the alert, then the close
+      }
+      signal(p, "TERM");
+      assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+      List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+      assertThat(lines).singleElement().asString()
+          .contains("\"sni\":\"caf\u00c3\u00a9\\u0085.test\"");
+    } finally {
+      p.destroyForcibly();
+    }
+  }
+
   @Test
   void aChangedConfigFileIsReloadedWithoutASignal(@TempDir Path dir) throws Exception {
     Path config = dir.resolve("proxy.yaml");

@@ -35,5 +35,6 @@ class IsoInstantTest {
     assertThat(Json.quote("a\"b\\c\nd\u0001e\u2028")).isEqualTo(
         "\"a\\\"b\\\\c\\nd\\u0001e\\u2028\"");
     assertThat(Json.quote("")).isEqualTo("\"\"");
+    assertThat(Json.quote("a\u0085b\u009fc\u00a0")).isEqualTo("\"a\\u0085b\\u009fc\u00a0\"");
   }
 }
