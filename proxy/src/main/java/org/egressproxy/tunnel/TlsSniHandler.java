@@ -37,6 +37,8 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   private final int upstreamPort;
   private int firstByte = -1;
   private boolean decided;
+  /** Refused (or ended before a decision): closing, nothing more is read. */
+  private boolean refused;
   private ScheduledFuture<?> timeout;
   /** The upstream being looked up and connected; cancelled if the client goes away first. */
   private Future<Channel> connecting;
@@ -94,6 +96,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
    */
   private void endedBeforeDecision(ChannelHandlerContext ctx) {
     decided = true;
+    refused = true;
     Connection c = ProxyRuntime.connection(ctx.channel());
     if (firstByte >= 0 && c != null && c.decision == null && c.reason == null) {
       c.method = "TLS";
@@ -106,8 +109,13 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   @Override
   protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out)
       throws Exception {
-    if (decided) {
+    if (refused) {
       in.skipBytes(in.readableBytes()); // refused and closing: nothing more is read
+      return;
+    }
+    if (decided) {
+      // Bytes behind the ClientHello while its upstream is looked up and connected (early
+      // data, say): kept, behind the hello, for the relay.
       return;
     }
     if (firstByte < 0 && in.isReadable()) {
@@ -120,6 +128,11 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
   protected Future<Channel> lookup(ChannelHandlerContext ctx, ByteBuf body) {
     Connection c = ProxyRuntime.connection(ctx.channel());
     decided = true;
+    if (timeout != null) {
+      // the whole ClientHello is in: the lookup and the connect have timeouts of their own (a
+      // first address that does not answer must leave time for the next)
+      timeout.cancel(false);
+    }
     c.method = "TLS";
     c.port = upstreamPort;
     if (body == null) {
@@ -241,6 +254,7 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
 
   private Future<Channel> refuse(ChannelHandlerContext ctx, Connection c, String reason,
       boolean alert) {
+    refused = true;
     c.reason = reason;
     runtime.decided(c);
     if (alert) {
@@ -250,7 +264,8 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     return ctx.executor().newSucceededFuture(null);
   }
 
-  private static Future<Channel> alertAndClose(ChannelHandlerContext ctx, int description) {
+  private Future<Channel> alertAndClose(ChannelHandlerContext ctx, int description) {
+    refused = true;
     ctx.writeAndFlush(TlsAlerts.fatal(ctx.alloc(), description))
         .addListener(ChannelFutureListener.CLOSE);
     return ctx.executor().newSucceededFuture(null);

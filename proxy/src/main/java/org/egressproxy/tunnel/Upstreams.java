@@ -18,6 +18,9 @@ final class Upstreams {
     } else if (cause instanceof UpstreamConnector.UpstreamException u
         && u.failure() == UpstreamConnector.Failure.DNS_TIMEOUT) {
       c.reason = "dns-timeout";
+    } else if (cause instanceof UpstreamConnector.UpstreamException u
+        && u.failure() == UpstreamConnector.Failure.TIMEOUT) {
+      c.reason = "upstream-timeout"; // as for a CONNECT
     } else {
       c.reason = "upstream-error";
     }

@@ -275,6 +275,52 @@ class FaultTest {
   }
 
   /**
+   * tls-sni with a slow name server (answers after 1.2 s; timeouts.clientHello 700 ms): the
+   * ClientHello was whole in time, so the lookup's own time does not end the connection; and
+   * a record the client sends behind the hello while the name is looked up (early data, a
+   * change_cipher_spec) reaches the origin after it, not dropped.
+   */
+  @Test
+  void bytesBehindAClientHelloWaitForASlowLookup(@TempDir Path dir) throws Exception {
+    try (Origins o = new Origins();
+        TestDns slow = new TestDns(Map.of("h.allowed.test", List.of("127.0.0.1")), false,
+            1200)) {
+      Origins.Origin recorder = o.recorder();
+      String yaml = """
+          listeners:
+            - {name: sni, mode: tls-sni, bind: "127.0.0.1:0", upstreamPort: %1$d}
+          policy:
+            rules:
+              - {allow: "*.allowed.test", ports: [%1$d]}
+            allowDestinationCidrs: [127.0.0.1/32]
+          resolver:
+            servers: ["%2$s"]
+          timeouts: {dns: 5s, clientHello: 700ms}
+          """.formatted(recorder.port, slow.address());
+      try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
+          Socket s = DataPlaneTest.socket(p.port("sni"))) {
+        byte[] hello = ClientHellos.records(ClientHellos.handshake("h.allowed.test",
+            List.of("h2"), 32, false), 1);
+        byte[] ccs = {20, 3, 3, 0, 1, 1};
+        s.getOutputStream().write(hello);
+        DataPlaneTest.await("the name server asked", () -> slow.queries.get() >= 1);
+        s.getOutputStream().write(ccs);
+        s.shutdownOutput();
+        assertThat(DataPlaneTest.line(s.getInputStream())).as("the origin's count")
+            .isEqualTo("got " + (hello.length + ccs.length));
+        ByteArrayOutputStream want = new ByteArrayOutputStream();
+        want.writeBytes(hello);
+        want.writeBytes(ccs);
+        assertThat(recorder.receivedBytes()).isEqualTo(want.toByteArray());
+        s.close();
+        assertThat(p.closeAndReadLog()).anySatisfy(l -> assertThat(l)
+            .contains("\"event\":\"close\"")
+            .contains("\"bytesUp\":" + (hello.length + ccs.length)));
+      }
+    }
+  }
+
+  /**
    * Clients that reset while their name is still being looked up (a name server that answers
    * after 1.5 s): a CONNECT, an absolute-form GET and a transparent ClientHello. The lookups are
    * dropped: the origin never sees a connection, and each allowed decision is still logged and
