@@ -19,9 +19,12 @@ import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
+import io.netty.handler.timeout.ReadTimeoutHandler;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.egressproxy.config.HostPort;
 import org.egressproxy.match.Protocol;
 import org.egressproxy.metrics.ProxyMetrics;
@@ -39,8 +42,16 @@ import org.egressproxy.tunnel.UpstreamConnector;
  * against the running policy). Read-only; anything else is 404 or 405.
  */
 public final class AdminServer implements AutoCloseable {
+  /** Admin connections open at once; more are closed at accept. */
+  static final int MAX_CONNECTIONS = 64;
+  /** An admin connection with nothing to read for this long is closed. */
+  static final int IDLE_SECONDS = 60;
+  /** Requests pipelined behind one being answered; more close the connection. */
+  static final int MAX_PIPELINED = 16;
+
   private final EventLoopGroup group;
   private final Channel channel;
+  private final AtomicInteger open = new AtomicInteger();
 
   public AdminServer(HostPort bind, Transport transport, ProxyMetrics metrics, Status status)
       throws InterruptedException {
@@ -49,6 +60,13 @@ public final class AdminServer implements AutoCloseable {
         .childHandler(new ChannelInitializer<>() {
           @Override
           protected void initChannel(Channel ch) {
+            if (open.incrementAndGet() > MAX_CONNECTIONS) {
+              open.decrementAndGet();
+              ch.close(); // scrapers and probes need a few; the file descriptors are the data plane's
+              return;
+            }
+            ch.closeFuture().addListener(f -> open.decrementAndGet());
+            ch.pipeline().addLast(new ReadTimeoutHandler(IDLE_SECONDS, TimeUnit.SECONDS));
             ch.pipeline().addLast(new HttpServerCodec(4096, 8192, 8192));
             ch.pipeline().addLast(new HttpObjectAggregator(8192));
             ch.pipeline().addLast(new Routes(metrics, status));
@@ -68,9 +86,17 @@ public final class AdminServer implements AutoCloseable {
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
   }
 
+  /**
+   * The routes, one request at a time: while an answer is being written, requests pipelined
+   * behind it wait (at most {@link #MAX_PIPELINED}) and the connection is not read, so a client
+   * that sends and never reads holds one answer, not the proxy's memory. A request that did not
+   * parse is a 400 (a head too large 431), then close.
+   */
   private static final class Routes extends SimpleChannelInboundHandler<FullHttpRequest> {
     private final ProxyMetrics metrics;
     private final Status status;
+    private final ArrayDeque<FullHttpRequest> waiting = new ArrayDeque<>();
+    private boolean answering;
 
     Routes(ProxyMetrics metrics, Status status) {
       this.metrics = metrics;
@@ -79,7 +105,36 @@ public final class AdminServer implements AutoCloseable {
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+      if (answering) {
+        if (waiting.size() >= MAX_PIPELINED) {
+          ctx.close();
+          return;
+        }
+        waiting.add(req.retain());
+        ctx.channel().config().setAutoRead(false);
+        return;
+      }
+      answer(ctx, req);
+    }
+
+    private void answer(ChannelHandlerContext ctx, FullHttpRequest req) {
+      if (req.decoderResult().isFailure()) {
+        Throwable cause = req.decoderResult().cause();
+        boolean tooLong = cause instanceof io.netty.handler.codec.TooLongFrameException;
+        answering = true;
+        ctx.writeAndFlush(response(req, tooLong ? 431 : 400, "text/plain", (tooLong
+            ? "request head too large" : "malformed request") + "\n"))
+            .addListener(ChannelFutureListener.CLOSE);
+        return;
+      }
       QueryStringDecoder q = new QueryStringDecoder(req.uri());
+      try {
+        q.path();
+        q.parameters();
+      } catch (IllegalArgumentException e) { // a stray '%'
+        send(ctx, req, 400, "text/plain", "malformed URI: " + e.getMessage() + "\n");
+        return;
+      }
       if (!req.method().equals(HttpMethod.GET) && !req.method().equals(HttpMethod.HEAD)) {
         send(ctx, req, 405, "text/plain", "only GET\n");
         return;
@@ -146,8 +201,8 @@ public final class AdminServer implements AutoCloseable {
       return v == null || v.isEmpty() ? null : v.get(0);
     }
 
-    private static void send(ChannelHandlerContext ctx, FullHttpRequest req, int status,
-        String type, String body) {
+    private static FullHttpResponse response(FullHttpRequest req, int status, String type,
+        String body) {
       byte[] b = body.getBytes(StandardCharsets.UTF_8);
       FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
           HttpResponseStatus.valueOf(status),
@@ -155,11 +210,46 @@ public final class AdminServer implements AutoCloseable {
       r.headers().set(HttpHeaderNames.CONTENT_TYPE, type);
       r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, b.length);
       r.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
-      if (HttpUtil.isKeepAlive(req)) {
-        ctx.writeAndFlush(r);
-      } else {
-        ctx.writeAndFlush(r).addListener(ChannelFutureListener.CLOSE);
+      return r;
+    }
+
+    /** Writes the answer; once it is out, the next request waiting is answered, or reading resumes. */
+    private void send(ChannelHandlerContext ctx, FullHttpRequest req, int status, String type,
+        String body) {
+      answering = true;
+      boolean keepAlive = HttpUtil.isKeepAlive(req);
+      ctx.writeAndFlush(response(req, status, type, body)).addListener(f -> {
+        answering = false;
+        if (!f.isSuccess() || !keepAlive) {
+          ctx.close();
+          return;
+        }
+        FullHttpRequest next = waiting.poll();
+        if (next != null) {
+          try {
+            answer(ctx, next);
+          } finally {
+            next.release();
+          }
+        } else {
+          ctx.channel().config().setAutoRead(true);
+        }
+      });
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      FullHttpRequest r;
+      while ((r = waiting.poll()) != null) {
+        r.release();
       }
+      ctx.fireChannelInactive();
+    }
+
+    /** A read timeout, a reset, an error in a route: the connection is closed, never left open. */
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      ctx.close();
     }
   }
 }
