@@ -55,10 +55,19 @@ public class CliProcessTest {
    * waits do not take lines from: everything the process printed, once it has exited.
    */
   public static BlockingQueue<String> lines(Process p, List<String> all) {
+    return lines(p.getInputStream(), all);
+  }
+
+  /** The same for its standard error (started with {@code redirectErrorStream(false)}). */
+  public static BlockingQueue<String> errors(Process p, List<String> all) {
+    return lines(p.getErrorStream(), all);
+  }
+
+  private static BlockingQueue<String> lines(java.io.InputStream in, List<String> all) {
     BlockingQueue<String> q = new LinkedBlockingQueue<>();
     Thread t = new Thread(() -> {
       try (BufferedReader r = new BufferedReader(
-          new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+          new InputStreamReader(in, StandardCharsets.UTF_8))) {
         String l;
         while ((l = r.readLine()) != null) {
           if (all != null) {
@@ -212,11 +221,7 @@ public class CliProcessTest {
     try {
       List<String> stdout = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
       BlockingQueue<String> decisions = lines(p, stdout);
-      BlockingQueue<String> err = new LinkedBlockingQueue<>();
-      Thread t = new Thread(() -> new BufferedReader(new InputStreamReader(p.getErrorStream(),
-          StandardCharsets.UTF_8)).lines().forEach(err::add));
-      t.setDaemon(true);
-      t.start();
+      BlockingQueue<String> err = errors(p, null);
       await(err, "ready.");
       try (java.net.Socket s = new java.net.Socket("127.0.0.1", proxyPort)) {
         s.getOutputStream().write("CONNECT denied.test:443 HTTP/1.1\r\n\r\n".getBytes());
@@ -227,7 +232,6 @@ public class CliProcessTest {
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
       assertThat(p.exitValue()).isZero();
       await(err, "stopped");
-      t.join(5000);
       assertThat(stdout).isNotEmpty().allSatisfy(l -> assertThat(l).startsWith("{\"")
           .endsWith("}"));
     } finally {
@@ -253,21 +257,14 @@ public class CliProcessTest {
     try {
       List<String> stdout = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
       lines(p, stdout);
-      BlockingQueue<String> err = new LinkedBlockingQueue<>();
       List<String> allErr = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
-      Thread t = new Thread(() -> new BufferedReader(new InputStreamReader(p.getErrorStream(),
-          StandardCharsets.UTF_8)).lines().forEach(l -> {
-            allErr.add(l);
-            err.add(l);
-          }));
-      t.setDaemon(true);
-      t.start();
+      BlockingQueue<String> err = errors(p, allErr);
       assertThat(await(err, "cannot open the decision log")).contains("plain-file")
           .contains("egress_decision_log_dropped_total").contains("(");
       await(err, "ready.");
       signal(p, "TERM");
       assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
-      t.join(5000);
+      await(err, "stopped");
       assertThat(stdout).as("standard output").isEmpty();
       assertThat(allErr).as("no stack trace").noneMatch(l -> l.startsWith("\tat "));
     } finally {

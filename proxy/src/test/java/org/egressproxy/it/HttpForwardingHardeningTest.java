@@ -122,6 +122,12 @@ class HttpForwardingHardeningTest {
         .replace("clientHello: 2s}", "clientHello: 2s, " + more + "}");
   }
 
+  /** A bodiless GET of {@code path} as the listener wants it (absolute-form or Host). */
+  static String get(String listener, String path) {
+    return "GET " + target(listener, path) + " HTTP/1.1\r\nHost: " + host(listener)
+        + "\r\n\r\n";
+  }
+
   static String target(String listener, String path) {
     return listener.equals("explicit") ? "http://www.allowed.test:" + originPort + path : path;
   }
@@ -324,10 +330,8 @@ class HttpForwardingHardeningTest {
     String yaml = withTimeouts("requestHead: 400ms");
     try (ProxyFixture p = new ProxyFixture(yaml, dir.resolve("decisions.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
-      String second = "GET " + target(listener, "/second") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n";
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/slow") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n" + second.substring(0, 10));
+      String second = get(listener, "/second");
+      HttpHalfCloseTest.write(s, get(listener, "/slow") + second.substring(0, 10));
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("the slow answer")
           .startsWith("200|GET /slow ");
       HttpHalfCloseTest.write(s, second.substring(10));
@@ -351,8 +355,7 @@ class HttpForwardingHardeningTest {
     seen.clear();
     try (ProxyFixture p = proxy(dir, "", originPort);
         Socket s = DataPlaneTest.socket(p.port(listener))) {
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/big-head") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n");
+      HttpHalfCloseTest.write(s, get(listener, "/big-head"));
       String head = DataPlaneTest.readHead(s.getInputStream());
       assertThat(head).startsWith("HTTP/1.1 200").contains("v".repeat(40 << 10));
       String len = head.lines().filter(l -> l.toLowerCase().startsWith("content-length:"))
@@ -381,20 +384,17 @@ class HttpForwardingHardeningTest {
         Socket s = DataPlaneTest.socket(p.port(listener))) {
       DataPlaneTest.await("the origin's connections of earlier tests closed",
           () -> originOpen.get() == 0);
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/never") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n");
+      HttpHalfCloseTest.write(s, get(listener, "/never"));
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|")
           .contains("did not answer within timeouts.response (700ms)");
       DataPlaneTest.await("the silent upstream closed", () -> originOpen.get() == 0);
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/after") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n");
+      HttpHalfCloseTest.write(s, get(listener, "/after"));
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("200|GET /after ");
       // The limit counts from each request: one that goes 400 ms after an answered one
       // still gets its whole 700 ms (the connection's one timer looks again, not too early).
       Thread.sleep(400);
       long sent = System.nanoTime();
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/never-again") + " HTTP/1.1\r\n"
-          + "Host: " + host(listener) + "\r\n\r\n");
+      HttpHalfCloseTest.write(s, get(listener, "/never-again"));
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).startsWith("504|");
       assertThat((System.nanoTime() - sent) / 1_000_000).as("ms to the 504")
           .isGreaterThanOrEqualTo(650);
@@ -402,8 +402,7 @@ class HttpForwardingHardeningTest {
     String slow = withTimeouts("response: 3s");
     try (ProxyFixture p = new ProxyFixture(slow, dir.resolve("slow.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
-      HttpHalfCloseTest.write(s, "GET " + target(listener, "/slow") + " HTTP/1.1\r\nHost: "
-          + host(listener) + "\r\n\r\n");
+      HttpHalfCloseTest.write(s, get(listener, "/slow"));
       assertThat(DataPlaneTest.readResponse(s.getInputStream())).as("within the limit")
           .startsWith("200|GET /slow ");
     }
