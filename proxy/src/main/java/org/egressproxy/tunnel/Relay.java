@@ -47,11 +47,22 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   /** Set once this direction relayed SPLICE_AFTER bytes and could splice. */
   private Splice splice;
   private boolean spliceConsidered;
+  /** Told, before it goes on, whether the server's first record is a HelloRetryRequest. */
+  interface FirstRecord {
+    void seen(boolean helloRetry);
+  }
+
   /**
-   * The upstream side, once a ClientHello went through: run, before the record goes on, when
-   * the server's first record is a HelloRetryRequest ({@link #watchForRetry}); null after.
+   * The upstream side, once a ClientHello went through: told what the server's first record
+   * is ({@link #watchForRetry}); null after.
    */
-  private Runnable onRetry;
+  private FirstRecord onFirstRecord;
+  /**
+   * The client side, from a checked ClientHello until the server's first record: what its
+   * bytes must pass, and what refuses them ({@link #guard}); null otherwise.
+   */
+  private HelloGuard guard;
+  private Runnable refuse;
   /** The server's first bytes while they are too few to tell (rare: one read has them all). */
   private ByteBuf firstBytes;
 
@@ -79,12 +90,23 @@ public final class Relay extends ChannelInboundHandlerAdapter {
   }
 
   /**
-   * On the upstream side, before anything came from the server: {@code onRetry} runs when the
-   * server's first record is a HelloRetryRequest, before that record goes on to the client (so
-   * that the client's second ClientHello meets a check). Every byte is passed on unchanged.
+   * On the upstream side, before anything came from the server: {@code onFirstRecord} is told
+   * whether the server's first record is a HelloRetryRequest, before that record goes on to the
+   * client (so that the client's second ClientHello meets a check); a FIN or a close from the
+   * server first counts as no. Every byte is passed on unchanged.
    */
-  void watchForRetry(Runnable onRetry) {
-    this.onRetry = onRetry;
+  void watchForRetry(FirstRecord onFirstRecord) {
+    this.onFirstRecord = onFirstRecord;
+  }
+
+  /**
+   * On the client side, right behind its ClientHello: what it sends goes through {@code
+   * guard}, and on its first violation {@code refuse} runs instead of the write; {@code null}
+   * ends that (the server's first record came).
+   */
+  void guard(HelloGuard guard, Runnable refuse) {
+    this.guard = guard;
+    this.refuse = refuse;
   }
 
   @Override
@@ -93,7 +115,14 @@ public final class Relay extends ChannelInboundHandlerAdapter {
       ReferenceCountUtil.release(msg);
       return;
     }
-    if (onRetry != null) {
+    if (guard != null && !guard.pass(buf)) {
+      buf.release();
+      Runnable run = refuse;
+      guard(null, null);
+      run.run();
+      return;
+    }
+    if (onFirstRecord != null) {
       buf = firstRecord(ctx, buf);
       if (buf == null) {
         return; // held until the record's first bytes are in
@@ -128,17 +157,19 @@ public final class Relay extends ChannelInboundHandlerAdapter {
           ? buf : ctx.alloc().compositeBuffer().addComponent(true, buf);
       return null;
     }
-    Runnable run = onRetry;
-    onRetry = null;
-    if (verdict == HelloRetry.YES) {
-      run.run();
-    }
+    FirstRecord run = onFirstRecord;
+    onFirstRecord = null;
+    run.seen(verdict == HelloRetry.YES);
     return buf;
   }
 
   /** What {@link #firstRecord} holds goes on (the server's FIN or close came first). */
   private void passHeld() {
-    onRetry = null;
+    FirstRecord run = onFirstRecord;
+    onFirstRecord = null;
+    if (run != null) {
+      run.seen(false);
+    }
     ByteBuf held = firstBytes;
     firstBytes = null;
     if (held != null) {

@@ -219,9 +219,9 @@ public final class TlsSniHandler extends SslClientHelloHandler<Channel> {
     runtime.decided(c);
     Tunnels.join(ctx.channel(), upstream, c, runtime.metrics().bytes(c.listener, c.source),
         PipelineNames.SNI, runtime.tunnel().splice());
+    TunnelSniCheck.watchForRetry(runtime, ctx.channel(), upstream); // a second hello, checked
     // Removing this handler hands the buffered ClientHello, unchanged, to the relay.
     ctx.pipeline().remove(this);
-    TunnelSniCheck.watchForRetry(runtime, ctx.channel(), upstream); // a second hello, checked
   }
 
   /**

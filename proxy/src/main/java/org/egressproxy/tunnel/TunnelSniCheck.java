@@ -57,9 +57,22 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
    * the CONNECT host). For both a CONNECT tunnel and {@code tls-sni}.
    */
   public static void watchForRetry(ProxyRuntime runtime, Channel client, Channel upstream) {
-    if (upstream.pipeline().get(PipelineNames.RELAY) instanceof Relay relay) {
-      relay.watchForRetry(() -> {
-        if (client.isActive() && client.pipeline().get(PipelineNames.RELAY) != null
+    if (upstream.pipeline().get(PipelineNames.RELAY) instanceof Relay down
+        && client.pipeline().get(PipelineNames.RELAY) instanceof Relay up) {
+      // Until the server answers, another ClientHello could only be one sent ahead of any
+      // HelloRetryRequest, which the server would read as the retry: refused (HelloGuard).
+      up.guard(new HelloGuard(), () -> {
+        Connection c = ProxyRuntime.connection(client);
+        if (c != null) {
+          c.reason = "bad-request";
+          runtime.decided(c);
+        }
+        client.close();
+        upstream.close();
+      });
+      down.watchForRetry(helloRetry -> {
+        up.guard(null, null);
+        if (helloRetry && client.isActive() && client.pipeline().get(PipelineNames.RELAY) != null
             && client.pipeline().get(PipelineNames.SNI_CHECK) == null) {
           client.pipeline().addBefore(PipelineNames.RELAY, PipelineNames.SNI_CHECK,
               new TunnelSniCheck(runtime, upstream, true));
@@ -210,10 +223,10 @@ public final class TunnelSniCheck extends SslClientHelloHandler<Void> {
   @Override
   protected void onLookupComplete(ChannelHandlerContext ctx, Future<Void> future) {
     if (ctx.channel().isActive() && !refused) {
-      ctx.pipeline().remove(this);
       if (sawHello && !retry) {
-        watchForRetry(runtime, ctx.channel(), upstream);
+        watchForRetry(runtime, ctx.channel(), upstream); // before the hello goes on
       }
+      ctx.pipeline().remove(this);
     }
   }
 }

@@ -341,6 +341,11 @@ class TunnelHardeningTest {
 
   /** A TLS 1.3 ClientHello record: x25519 only, key share {@code share} (empty: none). */
   static byte[] hello13(String sni, byte[] share, byte[] cookieExt) {
+    return ClientHellos.records(helloMessage13(sni, share, cookieExt), 1);
+  }
+
+  /** The handshake message (header and body) of {@link #hello13}. */
+  static byte[] helloMessage13(String sni, byte[] share, byte[] cookieExt) {
     ByteArrayOutputStream exts = new ByteArrayOutputStream();
     byte[] name = sni.getBytes(StandardCharsets.US_ASCII);
     ByteArrayOutputStream entry = new ByteArrayOutputStream();
@@ -375,7 +380,7 @@ class TunnelHardeningTest {
     hs.write(b.length >>> 8);
     hs.write(b.length);
     hs.writeBytes(b);
-    return ClientHellos.records(hs.toByteArray(), 1);
+    return hs.toByteArray();
   }
 
   static byte[] readRecord(InputStream in) throws IOException {
@@ -412,13 +417,18 @@ class TunnelHardeningTest {
    * The first ClientHello names the allowed host and offers no key share; the server asks for
    * one (HelloRetryRequest); the second ClientHello names {@code second}. Through a CONNECT
    * tunnel and on tls-sni: another name is refused before the server reads it; the same name
-   * (a client's ordinary retry) gets its ServerHello.
+   * (a client's ordinary retry) gets its ServerHello - also when the client's
+   * middlebox-compatibility change_cipher_spec comes right behind its first hello, before the
+   * server answers (as a client sending early data does).
    */
-  @ParameterizedTest(name = "{0}, second hello names {1}")
-  @CsvSource({"explicit, www.allowed.test", "explicit, evil.test", "tls, www.allowed.test",
-      "tls, evil.test"})
+  @ParameterizedTest(name = "{0}, second hello names {1}, change_cipher_spec {2}")
+  @CsvSource({"explicit, www.allowed.test, after the HRR", "explicit, evil.test, after the HRR",
+      "tls, www.allowed.test, after the HRR", "tls, evil.test, after the HRR",
+      "explicit, www.allowed.test, behind the hello", "tls, www.allowed.test, behind the hello"})
   void aSecondClientHelloAfterAHelloRetryRequestIsChecked(String listener, String second,
-      @TempDir Path dir) throws Exception {
+      String ccsAt, @TempDir Path dir) throws Exception {
+    byte[] ccs = {20, 3, 3, 0, 1, 1}; // middlebox-compatibility change_cipher_spec
+    boolean early = ccsAt.equals("behind the hello");
     try (JdkTlsOrigin origin = new JdkTlsOrigin();
         ProxyFixture p = new ProxyFixture(config(origin.port()), dir.resolve("d.jsonl"));
         Socket s = DataPlaneTest.socket(p.port(listener))) {
@@ -427,11 +437,12 @@ class TunnelHardeningTest {
       if (listener.equals("explicit")) {
         assertThat(connect(out, in, "www.allowed.test:" + origin.port())).contains("200");
       }
-      out.write(hello13("www.allowed.test", new byte[0], null));
+      out.write(concat(hello13("www.allowed.test", new byte[0], null),
+          early ? ccs : new byte[0]));
       out.flush();
       byte[] hrr = readRecord(in);
       assertThat(hrr).as("HelloRetryRequest").hasSizeGreaterThan(40);
-      out.write(new byte[] {20, 3, 3, 0, 1, 1}); // middlebox-compatibility change_cipher_spec
+      out.write(early ? new byte[0] : ccs);
       byte[] share = new byte[32];
       new java.security.SecureRandom().nextBytes(share);
       out.write(hello13(second, share, cookieOf(hrr)));
@@ -455,6 +466,69 @@ class TunnelHardeningTest {
         assertThat(serverHello).as("a ServerHello for the second hello (%s)",
             java.util.HexFormat.of().formatHex(next)).isTrue();
       }
+    }
+  }
+
+  /** The handshake records in {@code b} that begin with a ServerHello. */
+  static int serverHellos(byte[] b) {
+    int n = 0;
+    for (int p = 0; p + 5 < b.length; p += 5 + (((b[p + 3] & 0xff) << 8) | (b[p + 4] & 0xff))) {
+      if (b[p] == 22 && b[p + 5] == 2) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  static byte[] concat(byte[]... parts) {
+    ByteArrayOutputStream b = new ByteArrayOutputStream();
+    for (byte[] part : parts) {
+      b.writeBytes(part);
+    }
+    return b.toByteArray();
+  }
+
+  /**
+   * A second ClientHello sent right behind the first, before the server's HelloRetryRequest,
+   * would be read by the server after it (the JDK's does) without meeting the check made for
+   * a second hello: refused, in its own record behind a change_cipher_spec, and as a second
+   * handshake message in the first hello's record. Through a CONNECT tunnel and on tls-sni.
+   */
+  @ParameterizedTest(name = "{0}, {1}")
+  @CsvSource({"explicit, own record", "explicit, same record", "tls, own record",
+      "tls, same record"})
+  void aSecondClientHelloBeforeTheHelloRetryRequestIsRefused(String listener, String shape,
+      @TempDir Path dir) throws Exception {
+    try (JdkTlsOrigin origin = new JdkTlsOrigin();
+        ProxyFixture p = new ProxyFixture(config(origin.port()), dir.resolve("d.jsonl"));
+        Socket s = DataPlaneTest.socket(p.port(listener))) {
+      OutputStream out = s.getOutputStream();
+      InputStream in = s.getInputStream();
+      if (listener.equals("explicit")) {
+        assertThat(connect(out, in, "www.allowed.test:" + origin.port())).contains("200");
+      }
+      byte[] share = new byte[32];
+      new java.security.SecureRandom().nextBytes(share);
+      byte[] first = helloMessage13("www.allowed.test", new byte[0], null);
+      byte[] second = helloMessage13("evil.test", share, null);
+      out.write(shape.equals("own record")
+          ? concat(ClientHellos.records(first, 1), new byte[] {20, 3, 3, 0, 1, 1},
+              ClientHellos.records(second, 1))
+          : ClientHellos.records(concat(first, second), 1));
+      out.flush();
+      byte[] rest;
+      try {
+        rest = in.readAllBytes(); // closed by the proxy
+      } catch (java.net.SocketException e) {
+        rest = new byte[0];
+      }
+      assertThat(serverHellos(rest)).as("ServerHellos (a HelloRetryRequest is one)")
+          .isLessThanOrEqualTo(1);
+      assertThat(p.closeAndReadLog()).anySatisfy(d -> assertThat(d)
+          .contains("\"decision\":\"deny\"").contains("\"reason\":\"bad-request\""));
+      origin.close();
+      origin.thread.join(5000);
+      assertThat(origin.requested).as("SNIs the upstream read").doesNotContain("evil.test");
     }
   }
 

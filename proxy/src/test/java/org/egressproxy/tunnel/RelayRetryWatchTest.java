@@ -39,14 +39,19 @@ class RelayRetryWatchTest {
   private final EmbeddedChannel upstream = new EmbeddedChannel();
   private final Connection c = new Connection("test", "127.0.0.1:40000");
   private final AtomicInteger retries = new AtomicInteger();
+  /** How often the callback was told (retry or not): once per tunnel. */
+  private final AtomicInteger told = new AtomicInteger();
   /** What the client had been sent when the callback ran. */
   private int sentBeforeRetry = -1;
 
   private void join() {
     Tunnels.join(client, upstream, c, new ProxyMetrics().bytes("test", "default"), null, false);
-    ((Relay) upstream.pipeline().get(PipelineNames.RELAY)).watchForRetry(() -> {
-      retries.incrementAndGet();
-      sentBeforeRetry = received(false).length;
+    ((Relay) upstream.pipeline().get(PipelineNames.RELAY)).watchForRetry(helloRetry -> {
+      told.incrementAndGet();
+      if (helloRetry) {
+        retries.incrementAndGet();
+        sentBeforeRetry = received(false).length;
+      }
     });
   }
 
@@ -95,6 +100,7 @@ class RelayRetryWatchTest {
     assertThat(c.bytesDown).isEqualTo(first.length);
     serverSends(serverFirst(HRR_RANDOM), 1000); // a later record: no longer looked at
     assertThat(retries).hasValue(1);
+    assertThat(told).hasValue(1);
     client.finishAndReleaseAll();
     upstream.finishAndReleaseAll();
   }
@@ -110,6 +116,7 @@ class RelayRetryWatchTest {
     byte[] plain = "HTTP/1.1 200 OK\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     serverSends(plain, chunk);
     assertThat(retries).hasValue(0);
+    assertThat(told).as("told: not a retry").hasValue(1);
     ByteArrayOutputStream want = new ByteArrayOutputStream();
     want.writeBytes(first);
     want.writeBytes(plain);
@@ -131,6 +138,7 @@ class RelayRetryWatchTest {
     assertThat(received(true)).isEqualTo(partial);
     assertThat(c.bytesDown).isEqualTo(partial.length);
     assertThat(retries).hasValue(0);
+    assertThat(told).as("the FIN: told, not a retry").hasValue(1);
     client.finishAndReleaseAll();
     upstream.finishAndReleaseAll();
 
@@ -139,12 +147,13 @@ class RelayRetryWatchTest {
     Connection c2 = new Connection("test", "127.0.0.1:40001");
     Tunnels.join(client2, upstream2, c2, new ProxyMetrics().bytes("test", "default"), null,
         false);
-    ((Relay) upstream2.pipeline().get(PipelineNames.RELAY)).watchForRetry(retries::incrementAndGet);
+    ((Relay) upstream2.pipeline().get(PipelineNames.RELAY)).watchForRetry(
+        helloRetry -> told.incrementAndGet());
     upstream2.pipeline().fireChannelRead(Unpooled.copiedBuffer(partial, 0, 5));
     assertThat(c2.bytesDown).as("held").isZero();
     upstream2.close(); // closed with bytes held: they go on (and nothing leaks)
     assertThat(c2.bytesDown).isEqualTo(5);
-    assertThat(retries).hasValue(0);
+    assertThat(told).as("the close: told").hasValue(2);
     client2.finishAndReleaseAll();
     upstream2.finishAndReleaseAll();
   }
