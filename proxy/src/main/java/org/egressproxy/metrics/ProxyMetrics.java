@@ -57,8 +57,14 @@ public final class ProxyMetrics {
     new io.micrometer.core.instrument.binder.system.ProcessorMetrics().bindTo(registry);
     new io.micrometer.core.instrument.binder.system.UptimeMetrics().bindTo(registry);
     new io.micrometer.core.instrument.binder.system.FileDescriptorMetrics().bindTo(registry);
-    new io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics(
-        io.netty.buffer.PooledByteBufAllocator.DEFAULT).bindTo(registry);
+    // The allocator the channels use (Netty 4.2: the adaptive one, unless
+    // io.netty.allocator.type says otherwise) - not PooledByteBufAllocator.DEFAULT, which would
+    // report an idle pool while the buffers in use went unseen.
+    if (io.netty.buffer.ByteBufAllocator.DEFAULT
+        instanceof io.netty.buffer.ByteBufAllocatorMetricProvider used) {
+      new io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics(used)
+          .bindTo(registry);
+    }
     connect = Timer.builder("egress.upstream.connect")
         .description("Time to establish the upstream TCP connection")
         .publishPercentileHistogram()
