@@ -25,7 +25,7 @@ public interface Status {
   /** Open client connections per listener. */
   Map<String, Integer> active();
 
-  /** The most denied destinations since start. */
+  /** The most denied destinations, most first (see TopDenied). */
   List<Map.Entry<String, Long>> topDenied(int n);
 
   /**

@@ -107,7 +107,8 @@ final class StatusPages {
     sb.append("<h2>Open connections</h2><table><tr><th>listener</th><th>open</th></tr>");
     status.active().forEach((l, n) -> sb.append("<tr><td>").append(esc(l)).append("</td><td>")
         .append(n).append("</td></tr>"));
-    sb.append("</table><h2>Most denied destinations since start</h2>"
+    sb.append("</table><h2>Most denied destinations</h2>"
+        + "<p>The busiest of up to 1,000 kept; a count runs from when its destination got in.</p>"
         + "<table><tr><th>destination</th><th>denials</th></tr>");
     for (Map.Entry<String, Long> e : status.topDenied(25)) {
       sb.append("<tr><td>").append(esc(e.getKey())).append("</td><td>").append(e.getValue())

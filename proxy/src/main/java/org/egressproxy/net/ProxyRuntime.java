@@ -76,7 +76,7 @@ public record ProxyRuntime(
   public void decided(Connection c) {
     metrics.decision(c.listener, c.source, c.allowed(), c.reasonId());
     if (!c.allowed() && c.host != null) {
-      metrics.topDenied().record(c.host + (c.port > 0 ? ":" + c.port : ""));
+      metrics.topDenied().record(c.host, c.port);
     }
     log.decision(c);
   }
