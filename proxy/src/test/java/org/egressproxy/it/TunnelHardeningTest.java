@@ -176,6 +176,19 @@ class TunnelHardeningTest {
     return DataPlaneTest.readHead(in).split("\r\n")[0];
   }
 
+  /**
+   * A connection through {@code listener} to www.allowed.test:{@code port}: on the explicit
+   * listener a CONNECT tunnel, on tls-sni the connection itself (its ClientHello decides).
+   */
+  static Socket toAllowedHost(ProxyFixture p, String listener, int port) throws IOException {
+    Socket s = DataPlaneTest.socket(p.port(listener));
+    if (listener.equals("explicit")) {
+      assertThat(connect(s.getOutputStream(), s.getInputStream(), "www.allowed.test:" + port))
+          .contains("200");
+    }
+    return s;
+  }
+
   /** Through a CONNECT to www.allowed.test, a JDK TLS client names {@code sni}. */
   static String handshakeThroughTunnel(int proxyPort, int originPort, String sni, int major)
       throws Exception {
@@ -431,12 +444,9 @@ class TunnelHardeningTest {
     boolean early = ccsAt.equals("behind the hello");
     try (JdkTlsOrigin origin = new JdkTlsOrigin();
         ProxyFixture p = new ProxyFixture(config(origin.port()), dir.resolve("d.jsonl"));
-        Socket s = DataPlaneTest.socket(p.port(listener))) {
+        Socket s = toAllowedHost(p, listener, origin.port())) {
       OutputStream out = s.getOutputStream();
       InputStream in = s.getInputStream();
-      if (listener.equals("explicit")) {
-        assertThat(connect(out, in, "www.allowed.test:" + origin.port())).contains("200");
-      }
       out.write(concat(hello13("www.allowed.test", new byte[0], null),
           early ? ccs : new byte[0]));
       out.flush();
@@ -501,12 +511,9 @@ class TunnelHardeningTest {
       @TempDir Path dir) throws Exception {
     try (JdkTlsOrigin origin = new JdkTlsOrigin();
         ProxyFixture p = new ProxyFixture(config(origin.port()), dir.resolve("d.jsonl"));
-        Socket s = DataPlaneTest.socket(p.port(listener))) {
+        Socket s = toAllowedHost(p, listener, origin.port())) {
       OutputStream out = s.getOutputStream();
       InputStream in = s.getInputStream();
-      if (listener.equals("explicit")) {
-        assertThat(connect(out, in, "www.allowed.test:" + origin.port())).contains("200");
-      }
       byte[] share = new byte[32];
       new java.security.SecureRandom().nextBytes(share);
       byte[] first = helloMessage13("www.allowed.test", new byte[0], null);
